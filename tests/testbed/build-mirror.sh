@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds an offline release mirror from Go modules, laid out like the upstream
+# download sites (dl.k8s.io and GitHub release assets), so that pointing
+# `release_base_url` at it is the only difference from a real install.
+#
+# Versions come from roles/cluster_defaults/defaults/main.yml: the product and
+# the test bed can never disagree on what is installed.
+#
+# Output: $MIRROR_ROOT (default ~/.cache/scratch-kubernetes/mirror). Each
+# component is built once per version; a rerun only checks stamps.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+defaults="$repo/roles/cluster_defaults/defaults/main.yml"
+cache=${SCRATCH_CACHE:-$HOME/.cache/scratch-kubernetes}
+MIRROR_ROOT=${MIRROR_ROOT:-$cache/mirror}
+build_root=$cache/build
+
+pin() { sed -n "s/^$1: *\"\\{0,1\\}\\([^\"]*\\)\"\\{0,1\\}$/\\1/p" "$defaults"; }
+kube=$(pin kube_version)
+etcd=$(pin etcd_version)
+containerd=$(pin containerd_version)
+runc=$(pin runc_version)
+cni=$(pin cni_plugins_version)
+coredns=$(pin coredns_version)
+pause=$(pin pause_version)
+
+export CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-trimpath
+ldflags_strip="-s -w"
+log() { printf '[mirror %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# sha256 file in the style upstream uses: "<hex>  <name>" (or bare hex for dl.k8s.io).
+sum_line() { (cd "$(dirname "$1")" && sha256sum "$(basename "$1")"); }
+
+# A wrapper module per component: go.mod requiring the upstream module at its tag.
+wrapper() {
+  local dir=$1 module=$2 version=$3
+  mkdir -p "$dir"
+  if [ ! -f "$dir/go.mod" ]; then
+    (cd "$dir" && go mod init "mirror.local/$(basename "$dir")" >/dev/null 2>&1)
+  fi
+  (cd "$dir" && go mod edit -require="$module@$version")
+}
+
+stamp_ok() { [ -f "$build_root/stamps/$1" ]; }
+stamp() { mkdir -p "$build_root/stamps"; touch "$build_root/stamps/$1"; }
+
+build_kubernetes() {
+  local key="kubernetes-$kube" out="$MIRROR_ROOT/dl.k8s.io/release/v$kube/bin/linux/amd64"
+  stamp_ok "$key" && return 0
+  log "building Kubernetes v$kube (the longest step)"
+  local dir="$build_root/$key"
+  wrapper "$dir" k8s.io/kubernetes "v$kube"
+  # k8s.io/kubernetes points its staging modules at ./staging; replace each one
+  # with its published v0.Y.Z tag, read from the release's own go.mod.
+  local gomod staging_version="v0.${kube#1.}"
+  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$kube" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  local module
+  for module in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
+    (cd "$dir" && go mod edit -replace="$module=$module@$staging_version")
+  done
+  local version_pkg=k8s.io/component-base/version
+  local ldflags="$ldflags_strip -X $version_pkg.gitVersion=v$kube -X $version_pkg.gitMajor=${kube%%.*}
+    -X $version_pkg.gitMinor=$(echo "$kube" | cut -d. -f2) -X $version_pkg.gitTreeState=clean
+    -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  local pkgs=()
+  for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  (cd "$dir" && go get "${pkgs[@]/%/@v$kube}" >/dev/null && go mod tidy >/dev/null 2>&1 || true)
+  mkdir -p "$out"
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$out/" "${pkgs[@]}")
+  for c in "${cmds[@]}"; do sha256sum "$out/$c" | cut -d' ' -f1 >"$out/$c.sha256"; done
+  stamp "$key"
+}
+
+build_etcd() {
+  local key="etcd-$etcd" name="etcd-v$etcd-linux-amd64"
+  local out="$MIRROR_ROOT/github.com/etcd-io/etcd/releases/download/v$etcd"
+  stamp_ok "$key" && return 0
+  log "building etcd v$etcd"
+  local dir="$build_root/$key" stage="$build_root/$key/stage/$name"
+  wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd"
+  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@v$etcd" "go.etcd.io/etcd/etcdctl/v3@v$etcd" >/dev/null)
+  mkdir -p "$stage" "$out"
+  local ldflags="$ldflags_strip"
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/etcd" go.etcd.io/etcd/server/v3 &&
+    go build -ldflags "$ldflags" -o "$stage/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+  tar -C "$(dirname "$stage")" -czf "$out/$name.tar.gz" "$name"
+  sum_line "$out/$name.tar.gz" >"$out/SHA256SUMS"
+  stamp "$key"
+}
+
+build_containerd() {
+  local key="containerd-$containerd" name="containerd-$containerd-linux-amd64.tar.gz"
+  local out="$MIRROR_ROOT/github.com/containerd/containerd/releases/download/v$containerd"
+  stamp_ok "$key" && return 0
+  log "building containerd v$containerd"
+  local dir="$build_root/$key" stage="$build_root/$key/stage"
+  local module=github.com/containerd/containerd/v2
+  wrapper "$dir" "$module" "v$containerd"
+  local cmds=(containerd containerd-shim-runc-v2 ctr) pkgs=()
+  for c in "${cmds[@]}"; do pkgs+=("$module/cmd/$c"); done
+  (cd "$dir" && go get "${pkgs[@]/%/@v$containerd}" >/dev/null)
+  mkdir -p "$stage/bin" "$out"
+  local ldflags="$ldflags_strip -X $module/version.Version=v$containerd"
+  (cd "$dir" && go build -tags "no_btrfs no_devmapper no_zfs" -ldflags "$ldflags" -o "$stage/bin/" "${pkgs[@]}")
+  tar -C "$stage" -czf "$out/$name" bin
+  sum_line "$out/$name" >"$out/$name.sha256sum"
+  stamp "$key"
+}
+
+build_runc() {
+  local key="runc-$runc" out="$MIRROR_ROOT/github.com/opencontainers/runc/releases/download/v$runc"
+  stamp_ok "$key" && return 0
+  log "building runc v$runc"
+  local dir="$build_root/$key" module=github.com/opencontainers/runc
+  wrapper "$dir" "$module" "v$runc"
+  (cd "$dir" && go get "$module@v$runc" >/dev/null)
+  mkdir -p "$out"
+  # runc's nsenter is C: cgo is required. Without the seccomp tag no libseccomp is needed.
+  (cd "$dir" && CGO_ENABLED=1 go build -ldflags "$ldflags_strip -X main.version=$runc" -o "$out/runc.amd64" "$module")
+  sum_line "$out/runc.amd64" >"$out/runc.sha256sum"
+  stamp "$key"
+}
+
+build_cni_plugins() {
+  local key="cni-plugins-$cni" name="cni-plugins-linux-amd64-v$cni.tgz"
+  local out="$MIRROR_ROOT/github.com/containernetworking/plugins/releases/download/v$cni"
+  stamp_ok "$key" && return 0
+  log "building CNI plugins v$cni"
+  local dir="$build_root/$key" stage="$build_root/$key/stage" module=github.com/containernetworking/plugins
+  wrapper "$dir" "$module" "v$cni"
+  local pkgs=("$module/plugins/main/bridge" "$module/plugins/ipam/host-local"
+    "$module/plugins/main/loopback" "$module/plugins/meta/portmap")
+  (cd "$dir" && go get "${pkgs[@]/%/@v$cni}" >/dev/null)
+  mkdir -p "$stage" "$out"
+  (cd "$dir" && go build -ldflags "$ldflags_strip" -o "$stage/" "${pkgs[@]}")
+  tar -C "$stage" -czf "$out/$name" .
+  sum_line "$out/$name" >"$out/$name.sha256"
+  stamp "$key"
+}
+
+build_coredns() {
+  local key="coredns-$coredns" name="coredns_${coredns}_linux_amd64.tgz"
+  local out="$MIRROR_ROOT/github.com/coredns/coredns/releases/download/v$coredns"
+  stamp_ok "$key" && return 0
+  log "building CoreDNS v$coredns"
+  local dir="$build_root/$key" stage="$build_root/$key/stage" module=github.com/coredns/coredns
+  wrapper "$dir" "$module" "v$coredns"
+  (cd "$dir" && go get "$module@v$coredns" >/dev/null)
+  mkdir -p "$stage" "$out"
+  (cd "$dir" && go build -ldflags "$ldflags_strip" -o "$stage/coredns" "$module")
+  tar -C "$stage" -czf "$out/$name" coredns
+  sum_line "$out/$name" >"$out/$name.sha256"
+  stamp "$key"
+}
+
+# Image tarballs the runtime role imports (as the guide loads the release's
+# image tarballs). Built FROM scratch with `docker import` of a one-binary rootfs.
+build_images() {
+  local key="images-pause-$pause-coredns-$coredns" out="$MIRROR_ROOT/images"
+  stamp_ok "$key" && return 0
+  log "building pause $pause and CoreDNS $coredns images"
+  local dir="$build_root/$key"
+  mkdir -p "$dir/pause" "$dir/coredns" "$out"
+  cat >"$dir/pause/pause.go" <<'GO'
+// The pause container: holds the pod's namespaces and reaps zombies.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range signals {
+		if s == syscall.SIGCHLD {
+			for {
+				if pid, _ := syscall.Wait4(-1, nil, syscall.WNOHANG, nil); pid <= 0 {
+					break
+				}
+			}
+			continue
+		}
+		os.Exit(0)
+	}
+}
+GO
+  (cd "$dir/pause" && { [ -f go.mod ] || go mod init mirror.local/pause >/dev/null 2>&1; } &&
+    go build -ldflags "$ldflags_strip" -o rootfs/pause .)
+  tar -xzf "$MIRROR_ROOT/github.com/coredns/coredns/releases/download/v$coredns/coredns_${coredns}_linux_amd64.tgz" -C "$dir/coredns"
+  mkdir -p "$dir/coredns/rootfs" && mv "$dir/coredns/coredns" "$dir/coredns/rootfs/coredns"
+  import_image "$dir/pause/rootfs" "registry.k8s.io/pause:$pause" '["/pause"]' "$out/pause_$pause.tar"
+  import_image "$dir/coredns/rootfs" "registry.k8s.io/coredns/coredns:v$coredns" '["/coredns"]' "$out/coredns_v$coredns.tar"
+  stamp "$key"
+}
+
+import_image() {
+  local rootfs=$1 ref=$2 entrypoint=$3 tarball=$4
+  tar -C "$rootfs" -c . | docker import -c "ENTRYPOINT $entrypoint" - "$ref" >/dev/null
+  docker save "$ref" -o "$tarball"
+  sum_line "$tarball" >"$tarball.sha256"
+}
+
+start=$(date +%s)
+build_etcd
+build_runc
+build_cni_plugins
+build_containerd
+build_coredns
+build_images
+build_kubernetes
+log "mirror ready in $(( $(date +%s) - start ))s at $MIRROR_ROOT ($(du -sh "$MIRROR_ROOT" | cut -f1))"

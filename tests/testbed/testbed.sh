@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The local test bed: Docker engine, node image, release mirror, sealed node network.
+#
+#   testbed.sh up        everything below, idempotent (what molecule's create runs)
+#   testbed.sh down      remove nodes, mirror server, network, firewall rule, outside host
+#   testbed.sh engine | image | mirror | network-up | network-down | serve | unserve
+#
+# Every step is safe to repeat, and `down` also cleans up after a run that crashed halfway.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${SCRATCH_CACHE:-$HOME/.cache/scratch-kubernetes}
+state=$cache/testbed
+mkdir -p "$state"
+
+# Names shared with molecule/default/molecule.yml and the seal test.
+network=k8s-testbed
+bridge=k8stb0
+subnet=172.31.250.0/24
+host_ip=172.31.250.1
+mirror_port=8480
+node_label=scratch-kubernetes.testbed
+outside_ns=k8stb-outside
+outside_ip=198.18.0.2
+# Sysctls that are not namespaced: a kubelet inside a node writes the host's.
+host_sysctls=(kernel.panic kernel.panic_on_oops vm.overcommit_memory)
+
+log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+engine() {
+  if ! command -v dockerd >/dev/null; then
+    log "installing docker.io from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    nohup dockerd >"$state/dockerd.log" 2>&1 &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  docker info >/dev/null 2>&1 || { log "dockerd did not answer; see $state/dockerd.log"; exit 1; }
+}
+
+# The image tag is a hash of its recipe: it is rebuilt exactly when the recipe changes.
+node_image() {
+  local recipe tag rootfs
+  recipe=$(cat "$here/node-image.packages" "$here/node-init" | sha256sum | cut -c1-12)
+  tag=scratch-kubernetes/node:$recipe
+  if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
+  local archive=$cache/node-image-$recipe.tar
+  if [ ! -f "$archive" ]; then
+    command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    log "building node image $tag with debootstrap"
+    rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
+    debootstrap --variant=minbase --include="$(grep -v '^#' "$here/node-image.packages" | paste -sd,)" \
+      bookworm "$rootfs" http://deb.debian.org/debian >"$state/debootstrap.log" 2>&1
+    install -m 0755 "$here/node-init" "$rootfs/usr/local/sbin/node-init"
+    # Units that cannot work in a container and only add noise to the journal.
+    for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+      getty@tty1.service console-getty.service systemd-modules-load.service; do
+      ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+    done
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -cf "$archive.partial" . && mv "$archive.partial" "$archive"
+    rm -rf "$rootfs"
+  fi
+  docker import -c 'CMD ["/usr/local/sbin/node-init"]' -c 'ENV container=docker' "$archive" "$tag" >/dev/null
+  echo "$tag"
+}
+
+mirror() { "$here/build-mirror.sh"; }
+
+network_up() {
+  docker network inspect "$network" >/dev/null 2>&1 ||
+    docker network create --subnet "$subnet" --gateway "$host_ip" \
+      -o com.docker.network.bridge.name="$bridge" "$network" >/dev/null
+  # The seal: nothing that enters from the node bridge is forwarded anywhere else.
+  iptables -C DOCKER-USER -i "$bridge" ! -o "$bridge" -j DROP 2>/dev/null ||
+    iptables -I DOCKER-USER -i "$bridge" ! -o "$bridge" -j DROP
+  # An "outside" host of our own, which the seal must keep the nodes away from.
+  if ! ip netns list | grep -qw "$outside_ns"; then
+    ip netns add "$outside_ns"
+    ip link add k8stb-out0 type veth peer name k8stb-out1
+    ip link set k8stb-out1 netns "$outside_ns"
+    ip addr add 198.18.0.1/30 dev k8stb-out0
+    ip link set k8stb-out0 up
+    ip -n "$outside_ns" addr add "$outside_ip/30" dev k8stb-out1
+    ip -n "$outside_ns" link set k8stb-out1 up
+    ip -n "$outside_ns" link set lo up
+    ip -n "$outside_ns" route add default via 198.18.0.1
+  fi
+  if [ ! -f "$state/sysctls" ]; then
+    for key in "${host_sysctls[@]}"; do echo "$key=$(sysctl -n "$key")"; done >"$state/sysctls"
+  fi
+}
+
+network_down() {
+  while iptables -C DOCKER-USER -i "$bridge" ! -o "$bridge" -j DROP 2>/dev/null; do
+    iptables -D DOCKER-USER -i "$bridge" ! -o "$bridge" -j DROP
+  done
+  if docker info >/dev/null 2>&1 && docker network inspect "$network" >/dev/null 2>&1; then
+    docker network rm "$network" >/dev/null
+  fi
+  ip link del k8stb-out0 2>/dev/null || true
+  ip netns del "$outside_ns" 2>/dev/null || true
+  if [ -f "$state/sysctls" ]; then
+    sysctl -q -p "$state/sysctls" && rm -f "$state/sysctls"
+  fi
+}
+
+serve() {
+  local root=${MIRROR_ROOT:-$cache/mirror}
+  if [ -f "$state/mirror.pid" ] && kill -0 "$(cat "$state/mirror.pid")" 2>/dev/null; then return; fi
+  nohup python3 -m http.server "$mirror_port" --bind "$host_ip" --directory "$root" \
+    >"$state/mirror.log" 2>&1 &
+  echo $! >"$state/mirror.pid"
+  for _ in $(seq 50); do
+    python3 - "$host_ip" "$mirror_port" <<'PY' && return 0
+import socket, sys
+socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.2).close()
+PY
+    sleep 0.1
+  done
+  log "the mirror server did not start; see $state/mirror.log"
+  exit 1
+}
+
+unserve() {
+  if [ -f "$state/mirror.pid" ]; then
+    kill "$(cat "$state/mirror.pid")" 2>/dev/null || true
+    rm -f "$state/mirror.pid"
+  fi
+}
+
+remove_nodes() {
+  docker info >/dev/null 2>&1 || return 0
+  local ids
+  ids=$(docker ps -aq --filter "label=$node_label")
+  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null
+}
+
+case ${1:-} in
+  engine) engine ;;
+  image) engine && node_image ;;
+  mirror) engine && mirror ;;
+  network-up) engine && network_up ;;
+  network-down) network_down ;;
+  serve) serve ;;
+  unserve) unserve ;;
+  up) engine && node_image >/dev/null && mirror && network_up && serve ;;
+  down) remove_nodes && unserve && network_down ;;
+  *) echo "usage: $0 up|down|engine|image|mirror|network-up|network-down|serve|unserve" >&2; exit 2 ;;
+esac
