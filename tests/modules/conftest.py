@@ -38,7 +38,7 @@ def run_module(name: str, args: dict, *, check: bool = False, diff: bool = False
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_CONFIG=os.devnull,
+        ANSIBLE_CONFIG=str(Path(__file__).with_name("ansible.cfg")),
     )
     command = [str(ANSIBLE), "localhost", "-c", "local", "-m", f"scratch.kubernetes.{name}",
                "-a", json.dumps(args)]
