@@ -374,7 +374,14 @@ def _install_members(
                 target = wanted.pop(name, None)
                 if target is None:
                     continue
-                source = tar.extractfile(info)
+                try:
+                    source = tar.extractfile(info)
+                except KeyError as error:
+                    # A link whose target is not in the archive.
+                    raise DownloadError(
+                        f"Archive member {info.name} in {release.url} links to {info.linkname}, which the "
+                        "archive lacks; list the link's target in extract.members instead."
+                    ) from error
                 if source is None:
                     raise DownloadError(f"Archive member {info.name} in {release.url} is not a regular file.")
                 os.makedirs(os.path.dirname(target.path), exist_ok=True)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -244,6 +246,25 @@ def test_unsafe_or_empty_member_paths_are_rejected(server, tmp_path, member, str
     with pytest.raises(DownloadError, match=message):
         release_download(release, FAST)
     assert server.requests == []
+
+
+def test_member_linking_outside_the_archive_is_rejected(server, tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        link = tarfile.TarInfo("evil")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../../etc/passwd"
+        tar.addfile(link)
+    server.put("evil.tgz", buffer.getvalue())
+    release = Release(
+        server.url("evil.tgz"),
+        f"sha256:{server.sha('evil.tgz')}",
+        str(tmp_path / "bin"),
+        extract=Extract(("evil",)),
+    )
+    with pytest.raises(DownloadError, match=r"links to \.\./\.\./etc/passwd, which the archive lacks"):
+        release_download(release, FAST)
+    assert not (tmp_path / "bin" / "evil").exists()
 
 
 def test_corrupt_archive_fails_clearly(server, tmp_path):
