@@ -68,7 +68,7 @@ build_kubernetes() {
   local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
   local pkgs=()
   for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-  (cd "$dir" && go get "${pkgs[@]/%/@v$kube}" >/dev/null && go mod tidy >/dev/null 2>&1 || true)
+  (cd "$dir" && go get "${pkgs[@]/%/@v$kube}" >/dev/null)
   mkdir -p "$out"
   (cd "$dir" && go build -ldflags "$ldflags" -o "$out/" "${pkgs[@]}")
   for c in "${cmds[@]}"; do sha256sum "$out/$c" | cut -d' ' -f1 >"$out/$c.sha256"; done

@@ -69,7 +69,29 @@ node_image() {
   echo "$tag"
 }
 
-mirror() { "$here/build-mirror.sh"; }
+mirror() {
+  "$here/build-mirror.sh"
+  test_image
+}
+
+# A toolbox image for the tests' pods (ping, nslookup, wget, httpd): Debian's static busybox
+# in an image of its own, served by the mirror beside the release images.
+test_image() {
+  local root=${MIRROR_ROOT:-$cache/mirror} dir=$cache/build/busybox
+  local tarball=$root/images/busybox.tar
+  [ -f "$tarball.sha256" ] && return 0
+  log "building the busybox test image"
+  rm -rf "$dir" && mkdir -p "$dir/rootfs/bin"
+  (cd "$dir" && apt-get download busybox-static >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get download busybox-static >/dev/null; })
+  dpkg-deb -x "$dir"/busybox-static_*.deb "$dir/deb"
+  cp "$dir/deb/bin/busybox" "$dir/rootfs/bin/busybox"
+  for applet in sh ping nslookup wget httpd sleep cat ip hostname; do ln -s busybox "$dir/rootfs/bin/$applet"; done
+  tar -C "$dir/rootfs" -c . | docker import -c 'ENTRYPOINT ["/bin/sh"]' -c 'ENV PATH=/bin' - \
+    scratch-kubernetes/busybox:test >/dev/null
+  docker save scratch-kubernetes/busybox:test -o "$tarball"
+  (cd "$(dirname "$tarball")" && sha256sum busybox.tar >busybox.tar.sha256)
+}
 
 network_up() {
   docker network inspect "$network" >/dev/null 2>&1 ||
@@ -149,6 +171,7 @@ case ${1:-} in
   serve) serve ;;
   unserve) unserve ;;
   up) engine && node_image >/dev/null && mirror && network_up && serve ;;
-  down) remove_nodes && unserve && network_down ;;
+  # The controller-side state of the test cluster (its CAs, admin kubeconfig) goes with its nodes.
+  down) remove_nodes && unserve && network_down && rm -rf "$HOME/.scratch-kubernetes/testbed" ;;
   *) echo "usage: $0 up|down|engine|image|mirror|network-up|network-down|serve|unserve" >&2; exit 2 ;;
 esac
