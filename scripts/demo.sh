@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Brings up a local cluster (1 master, 2 minions) on the test bed with site.yml and shows it
+# working. The cluster stays up: `.venv/bin/molecule destroy` removes it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+tests/testbed/testbed.sh up
+flock /tmp/testbed.lock molecule converge --scenario-name default
+
+# shellcheck disable=SC1091
+. tests/testbed/cluster.env
+kubectl() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+
+echo
+kubectl get nodes -o wide
+echo
+echo "Cross-node pod ping:"
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: demo-a, namespace: default}
+spec:
+  nodeName: k8s-minion-1
+  containers: [{name: box, image: docker.io/scratch-kubernetes/busybox:test, imagePullPolicy: Never, args: [-c, sleep 3600]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: demo-b, namespace: default}
+spec:
+  nodeName: k8s-minion-2
+  containers: [{name: box, image: docker.io/scratch-kubernetes/busybox:test, imagePullPolicy: Never, args: [-c, sleep 3600]}]
+YAML
+kubectl wait --for=condition=Ready pod/demo-a pod/demo-b --timeout=120s >/dev/null
+target=$(kubectl get pod demo-b -o jsonpath='{.status.podIP}')
+kubectl get pods -o wide
+kubectl exec demo-a -- ping -c 3 "$target"
+kubectl delete pod demo-a demo-b --wait=false >/dev/null
+echo
+echo "The cluster is up. kubectl: $KUBECTL --kubeconfig $ADMIN_KUBECONFIG"

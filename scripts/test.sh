@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
+# real cluster on the local test bed (molecule: create, converge, idempotence, verify, destroy).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "lint and sanity"
+scripts/lint.sh
+
+step "unit and module tests"
+python -m pytest tests/unit tests/modules
+
+step "test bed: engine, node image, release mirror, sealed network"
+tests/testbed/testbed.sh up
+
+step "molecule: a real cluster from bare nodes"
+# Serialised with any other run against the test bed (bench_converge.sh, a demo).
+flock /tmp/testbed.lock molecule test --scenario-name default
