@@ -1,0 +1,262 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers of the `default` scenario's verify tests: they run against the real cluster.
+
+kubectl runs on the controller with the admin kubeconfig; node state is read with
+`docker exec <node> ...`. Every fact about the test bed comes from the repository itself
+(the scenario's platforms, the cluster defaults, the test bed's group_vars), so the tests
+follow the settings instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import ssl
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resolve().parents[3])
+SCENARIO = REPO / "molecule" / "default"
+TEST_IMAGE = "docker.io/scratch-kubernetes/busybox:test"
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+# The test bed's own "outside" host and release mirror (tests/testbed/testbed.sh): the only
+# addresses off the node network that these tests ever contact.
+OUTSIDE_HOST = "198.18.0.2"
+MIRROR_URL = "http://172.31.250.1:8480"
+
+T = TypeVar("T")
+
+
+def _load_settings() -> dict[str, Any]:
+    settings = yaml.safe_load((REPO / "roles/cluster_defaults/defaults/main.yml").read_text())
+    settings.update(yaml.safe_load((REPO / "inventory/testbed/group_vars/all.yml").read_text()))
+    return settings
+
+
+SETTINGS = _load_settings()
+STATE_DIR = Path.home() / ".scratch-kubernetes" / SETTINGS["cluster_name"]
+PKI_DIR = STATE_DIR / "pki"
+ADMIN_KUBECONFIG = STATE_DIR / "admin.kubeconfig"
+KUBECTL = Path.home() / ".cache/scratch-kubernetes/artifacts/kubectl" / SETTINGS["kube_version"] / "kubectl"
+SERVICE_NETWORK = ipaddress.ip_network(SETTINGS["service_cidr"])
+KUBERNETES_SERVICE_IP = str(SERVICE_NETWORK[1])
+CLUSTER_DNS_IP = str(SERVICE_NETWORK[SETTINGS["cluster_dns_index"]])
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str
+    groups: tuple[str, ...]
+
+    @property
+    def is_master(self) -> bool:
+        return "masters" in self.groups
+
+
+def _load_nodes() -> list[Node]:
+    platforms = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["platforms"]
+    return [Node(p["name"], p["networks"][0]["ipv4_address"], tuple(p.get("groups", []))) for p in platforms]
+
+
+NODES = _load_nodes()
+MASTERS = [node for node in NODES if node.is_master]
+MINIONS = [node for node in NODES if not node.is_master]
+MASTER = MASTERS[0]
+APISERVER_URL = f"https://{MASTER.ip}:{SETTINGS['apiserver_port']}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after every other test (it reruns the playbook)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Stable sort: the slow playbook reruns go last, everything else keeps its order.
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+def run(
+    *args: str | Path,
+    input: str | bytes | None = None,
+    timeout: float = 120,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; with check, fail the test with its output when it exits non-zero."""
+    result = subprocess.run(
+        [str(arg) for arg in args],
+        input=input,
+        capture_output=True,
+        text=True,
+        # etcd values are binary: keep their bytes visible instead of failing to decode them.
+        errors="backslashreplace",
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def kubectl(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return run(KUBECTL, f"--kubeconfig={ADMIN_KUBECONFIG}", *args, **kwargs)
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json").stdout)
+
+
+def node_exec(node: Node | str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    name = node.name if isinstance(node, Node) else node
+    return run("docker", "exec", name, *args, **kwargs)
+
+
+def node_allocation(node: Node) -> dict[str, str]:
+    """The pod block recorded on the node (its Ansible local facts)."""
+    return json.loads(node_exec(node, "cat", "/etc/ansible/facts.d/scratch_kubernetes.fact").stdout)
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, interval: float = 2) -> T | None:
+    """Call probe until it returns something truthy or timeout seconds pass; return the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+# --- Pods -----------------------------------------------------------------------------------------
+
+
+def pod_manifest(name: str, node: Node, script: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A busybox pod placed on one node by the scheduler (hostname selector, control plane tolerated)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node.name},
+            "tolerations": [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": TEST_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", script],
+                }
+            ],
+        },
+    }
+
+
+def apply(namespace: str, *manifests: dict[str, Any]) -> None:
+    kubectl(
+        "-n",
+        namespace,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": list(manifests)}),
+    )
+
+
+def wait_ready(namespace: str, *pods: str, timeout: int = 180) -> None:
+    """Wait for the pods' Ready condition; on timeout fail with what the cluster says about them."""
+    result = kubectl(
+        "-n", namespace, "wait", "--for=condition=Ready", f"--timeout={timeout}s",
+        *(f"pod/{pod}" for pod in pods), timeout=timeout + 30, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        described = kubectl("-n", namespace, "describe", "pods", *pods, check=False).stdout
+        pytest.fail(f"pods {pods} not Ready after {timeout}s: {result.stderr}\n{described}")
+
+
+def pod_exec(namespace: str, pod: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return kubectl("-n", namespace, "exec", pod, "--", *args, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    """Fail (not skip) every test at once when the cluster does not answer."""
+    nodes = kubectl("get", "nodes", "-o", "name", check=False)
+    if nodes.returncode != 0:
+        pytest.fail(f"the test cluster does not answer kubectl: {nodes.stderr}")
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of this test module, deleted with everything in it at the end."""
+    topic = request.module.__name__.rpartition(".")[2].removeprefix("test_").replace("_", "-")
+    name = f"verify-{topic}-{secrets.token_hex(3)}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--timeout=120s", timeout=150)
+
+
+# --- Network probes from the controller ----------------------------------------------------------
+
+
+def https_status(url: str, cert: tuple[Path, Path] | None = None, ca: Path = PKI_DIR / "ca.crt") -> int:
+    """HTTP status of a GET, verifying the server against ca, optionally with a client certificate."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert:
+        context.load_cert_chain(certfile=str(cert[0]), keyfile=str(cert[1]))
+    # No proxy from the environment may stand between the test and the node network.
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
+    try:
+        with opener.open(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _icmp_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def icmp_echo(address: str, timeout: float = 2) -> bool:
+    """One ICMP echo from the controller (raw socket, as root): True when the reply comes back."""
+    ident, payload = os.getpid() & 0xFFFF, secrets.token_bytes(16)
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+    packet = struct.pack("!BBHHH", 8, 0, _icmp_checksum(header + payload), ident, 1) + payload
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (address, 0))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                reply, (source, _) = sock.recvfrom(2048)
+            except TimeoutError:
+                return False
+            icmp = reply[(reply[0] & 0x0F) * 4 :]
+            if source == address and icmp[0] == 0 and icmp[4:6] == packet[4:6] and icmp[8:] == payload:
+                return True
+    return False

@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The cluster works: nodes, pod addressing, pod-to-pod routing, Services and cluster DNS."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import (
+    CLUSTER_DNS_IP,
+    CONTROL_PLANE_TAINT,
+    KUBERNETES_SERVICE_IP,
+    MASTER,
+    MINIONS,
+    NODES,
+    SETTINGS,
+    Node,
+    apply,
+    eventually,
+    kubectl_json,
+    node_allocation,
+    pod_exec,
+    pod_manifest,
+    wait_ready,
+)
+
+MINION_1, MINION_2 = MINIONS[:2]
+WEB_NODE = MINION_2
+WEB_PORT = 80
+CLUSTER_DOMAIN = SETTINGS["cluster_domain"]
+
+
+def probe_name(node: Node) -> str:
+    return f"probe-{node.name}"
+
+
+@pytest.fixture(scope="module")
+def workload(namespace: str) -> Iterator[dict[str, Any]]:
+    """One idle pod per node, and an httpd pod behind a ClusterIP Service, all Ready."""
+    token = secrets.token_hex(8)
+    page = f"hello from {WEB_NODE.name} {token}"
+    web = pod_manifest(
+        "web",
+        WEB_NODE,
+        f"mkdir -p /www && echo '{page}' > /www/index.html && exec httpd -f -p {WEB_PORT} -h /www",
+        labels={"app": "web"},
+    )
+    web["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": WEB_PORT}, "periodSeconds": 2}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": WEB_PORT}],
+        },
+    }
+    apply(
+        namespace, *(pod_manifest(probe_name(node), node, "exec sleep 3600") for node in NODES), web, service
+    )
+    wait_ready(namespace, *(probe_name(node) for node in NODES), "web")
+    pods = {pod["metadata"]["name"]: pod for pod in kubectl_json("-n", namespace, "get", "pods")["items"]}
+    yield {
+        "namespace": namespace,
+        "pods": pods,
+        "page": page,
+        "service_ip": kubectl_json("-n", namespace, "get", "service", "web")["spec"]["clusterIP"],
+    }
+
+
+def test_every_node_is_registered_and_ready(cluster: None) -> None:
+    nodes = {item["metadata"]["name"]: item for item in kubectl_json("get", "nodes")["items"]}
+    assert sorted(nodes) == sorted(node.name for node in NODES)
+    for name, item in nodes.items():
+        ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", f"{name}: {ready}"
+
+
+def test_only_masters_carry_the_control_plane_taint(cluster: None) -> None:
+    for node in NODES:
+        taints = kubectl_json("get", "node", node.name)["spec"].get("taints", [])
+        tainted = any(t["key"] == CONTROL_PLANE_TAINT and t["effect"] == "NoSchedule" for t in taints)
+        assert tainted == node.is_master, f"{node.name}: {taints}"
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_node_pod_cidr_is_the_recorded_allocation(cluster: None, node: Node) -> None:
+    recorded = node_allocation(node)
+    spec = kubectl_json("get", "node", node.name)["spec"]
+    assert spec.get("podCIDR") == recorded["pod_cidr"]
+    assert spec.get("podCIDRs") == [recorded["pod_cidr"]]
+    block = ipaddress.IPv4Network(recorded["pod_cidr"])
+    assert block.subnet_of(ipaddress.IPv4Network(SETTINGS["cluster_cidr"]))
+    assert block.prefixlen == SETTINGS["node_pod_prefix"]
+    # The bridge holds the block's first address.
+    assert recorded["bridge_ip"] == str(block[1])
+
+
+def test_pod_blocks_are_disjoint(cluster: None) -> None:
+    blocks = [ipaddress.ip_network(node_allocation(node)["pod_cidr"]) for node in NODES]
+    for i, block in enumerate(blocks):
+        for other in blocks[i + 1 :]:
+            assert not block.overlaps(other), f"{block} overlaps {other}"
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_pod_gets_an_address_in_its_node_block(workload: dict[str, Any], node: Node) -> None:
+    pod = workload["pods"][probe_name(node)]
+    assert pod["spec"]["nodeName"] == node.name
+    block = ipaddress.ip_network(node_allocation(node)["pod_cidr"])
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in block, f"{pod['status']['podIP']} not in {block}"
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(MASTER, MINION_1), (MINION_1, MASTER), (MINION_1, MINION_2), (MINION_2, MINION_1)],
+    ids=lambda node: node.name,
+)
+def test_pod_pings_pod_on_another_node(workload: dict[str, Any], source: Node, target: Node) -> None:
+    target_ip = workload["pods"][probe_name(target)]["status"]["podIP"]
+    result = pod_exec(workload["namespace"], probe_name(source), "ping", "-c", "3", "-W", "2", target_ip)
+    assert result.returncode == 0, (
+        f"{source.name} -> {target.name} ({target_ip}):\n{result.stdout}{result.stderr}"
+    )
+    assert " 0% packet loss" in result.stdout
+
+
+def _fetch(workload: dict[str, Any], client: Node, url: str) -> str:
+    """The page at url as fetched from the client node's pod, retried while kube-proxy catches up."""
+
+    def attempt() -> str | None:
+        result = pod_exec(workload["namespace"], probe_name(client), "wget", "-q", "-T", "5", "-O", "-", url)
+        return result.stdout if result.returncode == 0 else None
+
+    return eventually(attempt, timeout=60) or ""
+
+
+@pytest.mark.parametrize("client", [node for node in NODES if node != WEB_NODE], ids=lambda node: node.name)
+def test_cluster_ip_service_reaches_pod_on_another_node(workload: dict[str, Any], client: Node) -> None:
+    service_ip = workload["service_ip"]
+    assert ipaddress.ip_address(service_ip) in ipaddress.ip_network(SETTINGS["service_cidr"])
+    assert _fetch(workload, client, f"http://{service_ip}:80/").strip() == workload["page"]
+
+
+def test_service_is_reached_by_its_dns_name(workload: dict[str, Any]) -> None:
+    name = f"web.{workload['namespace']}.svc.{CLUSTER_DOMAIN}"
+    assert _fetch(workload, MINION_1, f"http://{name}/").strip() == workload["page"]
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_pod_resolver_points_at_cluster_dns(workload: dict[str, Any], node: Node) -> None:
+    resolv = pod_exec(workload["namespace"], probe_name(node), "cat", "/etc/resolv.conf").stdout
+    assert re.search(rf"^nameserver {re.escape(CLUSTER_DNS_IP)}$", resolv, re.M), resolv
+    search = re.search(r"^search (.*)$", resolv, re.M)
+    assert search, resolv
+    assert search.group(1).split()[:3] == [
+        f"{workload['namespace']}.svc.{CLUSTER_DOMAIN}",
+        f"svc.{CLUSTER_DOMAIN}",
+        CLUSTER_DOMAIN,
+    ]
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+@pytest.mark.parametrize("name", ["kubernetes.default", f"kubernetes.default.svc.{CLUSTER_DOMAIN}"])
+def test_cluster_dns_resolves_the_kubernetes_service(workload: dict[str, Any], node: Node, name: str) -> None:
+    result = pod_exec(workload["namespace"], probe_name(node), "nslookup", name)
+    answer = re.search(
+        rf"^Name:\s*kubernetes\.default\.svc\.{re.escape(CLUSTER_DOMAIN)}\s*\nAddress:\s*(\S+)\s*$",
+        result.stdout,
+        re.M,
+    )
+    assert answer, (
+        f"nslookup {name} from {node.name} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+    )
+    assert answer.group(1) == KUBERNETES_SERVICE_IP
+    assert re.search(rf"^Server:\s*{re.escape(CLUSTER_DNS_IP)}\s*$", result.stdout, re.M), result.stdout

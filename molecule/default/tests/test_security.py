@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The security defaults hold: authentication everywhere, private files private, Secrets encrypted."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import secrets
+from pathlib import Path
+
+import pytest
+from conftest import (
+    APISERVER_URL,
+    MASTER,
+    MASTERS,
+    NODES,
+    PKI_DIR,
+    STATE_DIR,
+    Node,
+    https_status,
+    kubectl,
+    node_exec,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ADMIN_CERT = (PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
+KUBELET_PORT = 10250
+ETCD_CLIENT = "https://127.0.0.1:2379"
+ETCD_CA = "/etc/kubernetes/pki/etcd-ca.crt"
+APISERVER_ETCD_CLIENT = (
+    "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+    "/etc/kubernetes/pki/apiserver-etcd-client.key",
+)
+
+# Files holding private keys (or embedding them), by the nodes that must have them.
+MASTER_SECRETS = [
+    "/etc/kubernetes/pki/*.key",
+    "/etc/etcd/pki/*.key",
+    "/etc/kubernetes/*.kubeconfig",
+    "/etc/kubernetes/encryption-config.yaml",
+]
+NODE_SECRETS = [
+    "/var/lib/kubelet/pki/*.key",
+    "/var/lib/kube-proxy/pki/*.key",
+    "/var/lib/kubelet/kubeconfig",
+    "/var/lib/kube-proxy/kubeconfig",
+]
+# Wherever else a key or kubeconfig might land on a node.
+SECRET_SEARCH_DIRS = ["/etc/kubernetes", "/etc/etcd", "/var/lib/kubelet", "/var/lib/kube-proxy"]
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+@pytest.fixture(scope="module")
+def foreign_admin_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A client certificate claiming admin (system:masters), signed by a CA the cluster never saw."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("foreign CA")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("admin", "system:masters"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("foreign-ca")
+    cert_path, key_path = directory / "client.crt", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_apiserver_accepts_the_admin_certificate(cluster: None) -> None:
+    # Positive control: the refusals below are not a broken endpoint.
+    assert https_status(f"{APISERVER_URL}/api", cert=ADMIN_CERT) == 200
+
+
+def test_apiserver_refuses_anonymous_requests(cluster: None) -> None:
+    assert https_status(f"{APISERVER_URL}/api") == 401
+
+
+def test_apiserver_refuses_a_certificate_from_a_foreign_ca(
+    cluster: None, foreign_admin_cert: tuple[Path, Path]
+) -> None:
+    assert https_status(f"{APISERVER_URL}/api", cert=foreign_admin_cert) == 401
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_kubelet_refuses_anonymous_requests(cluster: None, node: Node) -> None:
+    # The kubelet's serving certificate is issued by the cluster CA for the node's IP.
+    assert https_status(f"https://{node.ip}:{KUBELET_PORT}/pods") == 401
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_kubelet_authorizes_the_admin_through_the_apiserver(cluster: None, node: Node) -> None:
+    assert https_status(f"https://{node.ip}:{KUBELET_PORT}/pods", cert=ADMIN_CERT) == 200
+
+
+def _etcd_health(*tls: str) -> tuple[int, str]:
+    result = node_exec(
+        MASTER, "etcdctl", f"--endpoints={ETCD_CLIENT}", f"--cacert={ETCD_CA}", *tls,
+        "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health",
+        check=False, timeout=30,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_etcd_serves_the_apiserver_client_certificate(cluster: None) -> None:
+    rc, output = _etcd_health(f"--cert={APISERVER_ETCD_CLIENT[0]}", f"--key={APISERVER_ETCD_CLIENT[1]}")
+    assert rc == 0 and "is healthy" in output, output
+
+
+def test_etcd_refuses_a_client_without_certificate(cluster: None) -> None:
+    rc, output = _etcd_health()
+    assert rc != 0 and " is healthy" not in output, output
+
+
+def test_etcd_refuses_a_certificate_of_the_kubernetes_ca(cluster: None) -> None:
+    # The kubelet's client certificate is valid for the apiserver, not for etcd (own CA).
+    rc, output = _etcd_health(
+        "--cert=/var/lib/kubelet/pki/kubelet-client.crt", "--key=/var/lib/kubelet/pki/kubelet-client.key"
+    )
+    assert rc != 0 and " is healthy" not in output, output
+
+
+def _stat(node: Node, patterns: list[str]) -> dict[str, str]:
+    """mode, owner and group of each file matching the shell patterns; a pattern matching nothing fails."""
+    script = 'for f in "$@"; do stat -c "%a %U %G %n" -- "$f" || exit 1; done'
+    result = node_exec(node, "sh", "-c", f"set -- {' '.join(patterns)}; {script}", check=False)
+    assert result.returncode == 0, f"{node.name}: {result.stderr} (patterns {patterns})"
+    files = {}
+    for line in result.stdout.splitlines():
+        mode, owner, group, path = line.split(" ", 3)
+        files[path] = f"{mode} {owner} {group}"
+    return files
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_private_keys_and_kubeconfigs_are_private_to_root(cluster: None, node: Node) -> None:
+    expected = NODE_SECRETS + (MASTER_SECRETS if node in MASTERS else [])
+    files = _stat(node, expected)
+    found = node_exec(
+        node, "sh", "-c",
+        f"for d in {' '.join(SECRET_SEARCH_DIRS)}; do [ -d $d ] && find $d -type f "
+        "\\( -name '*.key' -o -name '*kubeconfig' -o -name 'encryption-config.yaml' \\); done; true",
+    ).stdout.split()  # fmt: skip
+    files |= _stat(node, found)
+    wrong = {path: state for path, state in files.items() if state != "600 root root"}
+    assert not wrong, f"{node.name}: expected mode 600 owned by root:root: {wrong}"
+
+
+def test_controller_keeps_its_keys_private(cluster: None) -> None:
+    paths = [*PKI_DIR.glob("*.key"), STATE_DIR / "admin.kubeconfig"]
+    assert PKI_DIR / "ca.key" in paths and PKI_DIR / "etcd-ca.key" in paths
+    wrong = {str(path): oct(path.stat().st_mode & 0o777) for path in paths if path.stat().st_mode & 0o077}
+    assert not wrong, f"readable by others than the owner: {wrong}"
+
+
+def test_secrets_are_encrypted_at_rest_in_etcd(namespace: str) -> None:
+    value = f"plaintext-{secrets.token_hex(16)}"
+    kubectl("-n", namespace, "create", "secret", "generic", "probe", f"--from-literal=value={value}")
+    # Positive control: the API hands the value back.
+    read = kubectl("-n", namespace, "get", "secret", "probe", "-o", "jsonpath={.data.value}").stdout
+    assert base64.b64decode(read).decode() == value
+    stored = node_exec(
+        MASTER, "etcdctl", f"--endpoints={ETCD_CLIENT}", f"--cacert={ETCD_CA}",
+        f"--cert={APISERVER_ETCD_CLIENT[0]}", f"--key={APISERVER_ETCD_CLIENT[1]}",
+        "get", "--print-value-only", f"/registry/secrets/{namespace}/probe",
+    ).stdout  # fmt: skip
+    assert stored.startswith("k8s:enc:aescbc:v1:"), stored[:80]
+    assert value not in stored
