@@ -6,17 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import NETADDR_ERROR
-
-if NETADDR_ERROR is None:
-    from ansible_collections.scratch.kubernetes.plugins.module_utils import _cidr
+from ansible_collections.scratch.kubernetes.plugins.module_utils import _cidr
+from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import missing
 
 
 def _require_netaddr() -> None:
     # Raised on use, not on load, so that a missing netaddr does not hide this file's other filters.
-    if NETADDR_ERROR is not None:
-        raise AnsibleFilterError(missing_required_lib("netaddr"))
+    message = missing("netaddr")
+    if message is not None:
+        raise AnsibleFilterError(message)
 
 
 def service_ips(service_cidr: str, cluster_dns_index: Any = 10) -> dict[str, str]:

@@ -15,11 +15,14 @@ addresses are unusable and the first usable one is the node's bridge (the pod ga
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork
+# Absent on a host without netaddr: the cidr_allocation module and the filters check _deps first.
+with contextlib.suppress(ImportError):
+    from netaddr import AddrFormatError, IPAddress, IPNetwork
 
 _BITS = 32
 # Network, broadcast and bridge addresses of every pod block.
@@ -71,7 +74,7 @@ def parse_cidr(setting: str, text: Any) -> IPNetwork:
     if not isinstance(text, str):
         raise CidrError(f"{setting} must be a CIDR string, e.g. 10.200.0.0/16, not {text!r}.")
     _reject_ipv6(setting, text)
-    _, slash, prefix = text.partition("/")
+    slash, prefix = text.partition("/")[1:]
     try:
         if not slash or not prefix.isdigit():
             raise AddrFormatError(text)
@@ -210,7 +213,7 @@ def _check_overlaps(
                     f"node_networks entry {network} overlaps {setting} {other}: choose a {setting} "
                     "that does not share addresses with the networks the nodes live on."
                 )
-    for name, node_ip, _ in nodes:
+    for name, node_ip, _pin in nodes:
         if node_ip is None:
             continue
         address = parse_ip(f"node_ip of node {name!r}", node_ip)
@@ -293,7 +296,7 @@ def plan(
         owner[index] = name
         index_of[name] = index
 
-    listed = {name for name, _, _ in node_list}
+    listed = {name for name, _node_ip, _pin in node_list}
     released = []
     for name in dict.fromkeys(release):
         if name in listed:
@@ -306,8 +309,8 @@ def plan(
             released.append(name)
 
     kept = len(owner)
-    new_nodes = [name for name, _, _ in node_list if name not in index_of]
-    for name, _, pin in node_list:
+    new_nodes = [name for name, _node_ip, _pin in node_list if name not in index_of]
+    for name, _node_ip, pin in node_list:
         if pin is None:
             continue
         index = blocks.index(f"pod_cidr of node {name!r}", pin)

@@ -1,36 +1,44 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Optional third-party libraries, imported in one place.
+"""Optional third-party libraries, checked in one place.
 
-A module calls :func:`require` first; a missing library then fails with Ansible's
-``missing_required_lib`` message instead of a traceback.
+The module_utils import these libraries under ``try``/``except ImportError`` so that they
+import anywhere; a module calls :func:`require` first, and a missing library then fails with
+Ansible's ``missing_required_lib`` message instead of a ``NameError`` later on.
 """
 
 from __future__ import annotations
 
+import importlib
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-try:
-    import netaddr  # noqa: F401
+# Import name -> the name of the package to install, as missing_required_lib shows it.
+_PACKAGES = {"netaddr": "netaddr", "cryptography": "cryptography", "yaml": "PyYAML"}
 
-    NETADDR_ERROR = None
-except ImportError:
-    NETADDR_ERROR = traceback.format_exc()
 
-try:
-    import cryptography  # noqa: F401
+def _import_error(name: str) -> str | None:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return traceback.format_exc()
+    return None
 
-    CRYPTOGRAPHY_ERROR = None
-except ImportError:
-    CRYPTOGRAPHY_ERROR = traceback.format_exc()
 
-_LIBRARIES = {"netaddr": NETADDR_ERROR, "cryptography": CRYPTOGRAPHY_ERROR}
+_IMPORT_ERRORS = {name: _import_error(name) for name in _PACKAGES}
+
+
+def missing(name: str) -> str | None:
+    """Ansible's ``missing_required_lib`` message if library ``name`` cannot be imported, else None.
+
+    ``name`` is an import name: ``netaddr``, ``cryptography`` or ``yaml``.
+    """
+    return None if _IMPORT_ERRORS[name] is None else missing_required_lib(_PACKAGES[name])
 
 
 def require(module, *names: str) -> None:
-    """Fail ``module`` with ``missing_required_lib`` for the first absent library."""
+    """Fail ``module`` with ``missing_required_lib`` for the first absent library of ``names``."""
     for name in names:
-        error = _LIBRARIES[name]
-        if error is not None:
-            module.fail_json(msg=missing_required_lib(name), exception=error)
+        message = missing(name)
+        if message is not None:
+            module.fail_json(msg=message, exception=_IMPORT_ERRORS[name])

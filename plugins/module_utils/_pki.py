@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import write_atomic
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Absent on a host without cryptography: the modules call _deps.require("cryptography") first.
+with contextlib.suppress(ImportError):
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.x509.oid import NameOID
+
+if TYPE_CHECKING:
+    # For type checking only: cryptography 38 (Debian bookworm) lacks this name (new in 40).
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+# Aliases for annotations only (postponed), kept as strings so that no union is built at run time.
+PrivateKey: TypeAlias = "ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey"
+IPAddress: TypeAlias = "ipaddress.IPv4Address | ipaddress.IPv6Address"
 
 # Field names of x509.KeyUsage, which are also the names our options use.
 KEY_USAGES = (
@@ -44,9 +52,11 @@ KEY_USAGES = (
 )
 CA_ONLY_KEY_USAGES = frozenset({"key_cert_sign", "crl_sign"})
 CA_KEY_USAGE = frozenset({"digital_signature", "key_cert_sign", "crl_sign"})
+# Our names of extended key usages and their object identifiers (dotted, so that this module
+# imports without cryptography).
 EXTENDED_KEY_USAGES = {
-    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
-    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "server_auth": "1.3.6.1.5.5.7.3.1",
+    "client_auth": "1.3.6.1.5.5.7.3.2",
 }
 _EKU_NAMES = {oid: name for name, oid in EXTENDED_KEY_USAGES.items()}
 ENCRYPTION_KEY_BYTES = 32
@@ -147,6 +157,36 @@ def write_file(path: str, data: bytes, mode: int, setting: str = "path") -> None
         ) from exc
 
 
+# ---------------------------------------------------------------------------- cryptography 38
+# The nodes run Debian bookworm's python3-cryptography 38.0. Where a newer release added a
+# better API, these helpers use it when present and do the same by hand otherwise.
+
+
+def _not_after(cert: x509.Certificate) -> dt.datetime:
+    """End of validity as an aware UTC datetime (``not_valid_after_utc`` is new in 42)."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return cert.not_valid_after.replace(tzinfo=dt.UTC)
+
+
+def _verify_directly_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """Raise ValueError, TypeError or InvalidSignature unless ``issuer`` signed ``cert`` (new in 40)."""
+    if hasattr(cert, "verify_directly_issued_by"):
+        cert.verify_directly_issued_by(issuer)
+        return
+    if cert.issuer != issuer.subject:
+        raise ValueError("the certificate's issuer is not the issuer's subject")
+    public_key, algorithm = issuer.public_key(), cert.signature_hash_algorithm
+    if algorithm is None:
+        raise TypeError("the certificate is signed without a separate hash (EdDSA), which is not supported")
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
+    else:
+        raise TypeError(f"{type(public_key).__name__} issuer keys are not supported")
+
+
 # ---------------------------------------------------------------------------- keys
 
 
@@ -216,7 +256,7 @@ def _parse_private_key(data: bytes) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (TypeError, UnsupportedAlgorithm) as exc:
         raise ValueError(str(exc)) from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise ValueError(f"{type(key).__name__} keys are not supported")
     return key
 
@@ -271,10 +311,9 @@ def ensure_private_key(
     if reasons and check_mode:
         facts = spec.facts()
         return Outcome(reasons, facts, before, _key_diff(facts))
-    if reasons:
+    if reasons or key is None:  # key is None only when a reason says why
         key = spec.generate()
         write_file(path, _private_key_pem(key), 0o600)
-    assert key is not None  # no reasons means the existing key was parsed
 
     if public_key_path is not None:
         wanted = public_key_pem(key)
@@ -377,7 +416,9 @@ def _spec_of(item: x509.Certificate | x509.CertificateSigningRequest) -> CertSpe
         dns_names=frozenset(names.get_values_for_type(x509.DNSName)) if names else frozenset(),
         ip_addresses=frozenset(names.get_values_for_type(x509.IPAddress)) if names else frozenset(),
         key_usage=_key_usage_names(_extension(item.extensions, x509.KeyUsage)),
-        extended_key_usage=frozenset(_EKU_NAMES.get(oid, oid.dotted_string) for oid in usages or ()),
+        extended_key_usage=frozenset(
+            _EKU_NAMES.get(oid.dotted_string, oid.dotted_string) for oid in usages or ()
+        ),
         is_ca=bool(constraints and constraints.ca),
     )
 
@@ -397,7 +438,7 @@ def _requested_extensions(spec: CertSpec) -> list[tuple[x509.ExtensionType, bool
         extensions.append((usage, True))
     if spec.extended_key_usage:
         oids = [
-            EXTENDED_KEY_USAGES.get(name) or x509.ObjectIdentifier(name)
+            x509.ObjectIdentifier(EXTENDED_KEY_USAGES.get(name, name))
             for name in sorted(spec.extended_key_usage)
         ]
         extensions.append((x509.ExtendedKeyUsage(oids), False))
@@ -470,7 +511,7 @@ def spec_from_csr(pem: str) -> CertSpec:
 def _parse_certificate(data: bytes) -> x509.Certificate:
     """Raises ValueError unless ``data`` is a PEM certificate with readable extensions."""
     cert = x509.load_pem_x509_certificate(data)
-    _ = cert.extensions  # parsed lazily: fail here, not halfway through the checks
+    len(cert.extensions)  # parsed lazily: fail here, not halfway through the checks
     return cert
 
 
@@ -505,7 +546,7 @@ def load_ca(certificate_path: str, key_path: str) -> tuple[x509.Certificate, Pri
 
 
 # Named checks: each compares the certificate found with the one wanted and returns a reason or None.
-SpecCheck = Callable[[CertSpec, CertSpec], str | None]
+SpecCheck: TypeAlias = "Callable[[CertSpec, CertSpec], str | None]"
 
 
 def _check_public_key(have: CertSpec, want: CertSpec) -> str | None:
@@ -572,8 +613,8 @@ SPEC_CHECKS: tuple[SpecCheck, ...] = (
 
 def _check_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+        _verify_directly_issued_by(cert, issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         if issuer is cert:
             return "it is not self-signed"
         return f"it is not signed by the CA {issuer.subject.rfc4514_string()!r}"
@@ -581,7 +622,7 @@ def _check_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | 
 
 
 def _check_expiry(cert: x509.Certificate, renew_before: dt.timedelta, now: dt.datetime) -> str | None:
-    not_after = cert.not_valid_after_utc
+    not_after = _not_after(cert)
     if not_after <= now:
         return f"it expired on {not_after.isoformat()}"
     if not_after - now <= renew_before:
@@ -648,7 +689,7 @@ def certificate_facts(cert: x509.Certificate) -> dict[str, Any]:
         "issuer": cert.issuer.rfc4514_string(),
         "dns_names": sorted(spec.dns_names),
         "ip_addresses": [str(address) for address in _sorted_ips(spec.ip_addresses)],
-        "not_after": cert.not_valid_after_utc.isoformat(),
+        "not_after": _not_after(cert).isoformat(),
         "serial": cert.serial_number,
         "fingerprint": certificate_fingerprint(cert),
     }

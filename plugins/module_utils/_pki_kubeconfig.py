@@ -9,13 +9,14 @@ which reports names, the server and certificate fingerprints, never a key or a t
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     KeyFileError,
     Outcome,
+    PKIError,
     SettingError,
     certificate_fingerprint,
     load_certificate,
@@ -24,7 +25,11 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     read_file,
     write_file,
 )
-from cryptography import x509
+
+# Absent on a host without them: the kubeconfig module calls _deps.require("cryptography", "yaml") first.
+with contextlib.suppress(ImportError):
+    import yaml
+    from cryptography import x509
 
 
 def _b64(data: bytes) -> str:
@@ -33,7 +38,8 @@ def _b64(data: bytes) -> str:
 
 def _pem(path: str, setting: str) -> bytes:
     data = read_file(path, setting)
-    assert data is not None  # the loader called before has failed on a missing file
+    if data is None:  # it was there a moment ago, when it was loaded and checked
+        raise PKIError(f"{setting} {path} was removed while the kubeconfig was built; run again.")
     return data
 
 

@@ -1,8 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Ansible glue shared by the PKI modules: file options and the common way to exit.
 
-Kept apart from ``_pki`` because it needs no cryptography: modules import it before
-``require()`` has checked that the library is present.
+Kept apart from ``_pki``, whose core knows nothing of Ansible.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ attributes:
   diff_mode:
     details: The diff shows subject, issuer, expiry, serial and fingerprint, and file attributes.
 requirements:
-  - cryptography
+  - cryptography >= 38.0
 options:
   privatekey_path:
     description: The CA's private key, as written by M(scratch.kubernetes.private_key). It must exist.
@@ -120,6 +120,10 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    PKIError,
+    ensure_ca_certificate,
+)
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_module import (
     exit_with,
     file_argument_spec,
@@ -140,11 +144,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     require(module, "cryptography")
-    # Imported only now: _pki needs cryptography, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
-        PKIError,
-        ensure_ca_certificate,
-    )
 
     params = module.params
     try:

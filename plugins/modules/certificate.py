@@ -36,7 +36,7 @@ attributes:
   diff_mode:
     details: The diff shows subject, SANs, issuer, expiry, serial and fingerprint, and file attributes.
 requirements:
-  - cryptography
+  - cryptography >= 38.0
 options:
   csr_content:
     description: The PEM CSR, for example RV(scratch.kubernetes.csr#module:csr) of M(scratch.kubernetes.csr).
@@ -142,6 +142,11 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    PKIError,
+    ensure_certificate,
+    read_csr,
+)
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_module import (
     exit_with,
     file_argument_spec,
@@ -165,12 +170,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     require(module, "cryptography")
-    # Imported only now: _pki needs cryptography, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
-        PKIError,
-        ensure_certificate,
-        read_csr,
-    )
 
     params = module.params
     try:

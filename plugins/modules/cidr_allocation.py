@@ -187,6 +187,7 @@ released:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.scratch.kubernetes.plugins.module_utils._cidr import CidrError, plan
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
 
 
@@ -216,8 +217,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     require(module, "netaddr")
-    # Imported only now: _cidr needs netaddr, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._cidr import CidrError, plan
 
     params = module.params
     # release defaults to [], which required_if would count as given.

@@ -28,7 +28,7 @@ attributes:
   diff_mode:
     details: There is never a diff, since nothing changes.
 requirements:
-  - cryptography
+  - cryptography >= 38.0
 options:
   privatekey_path:
     description: Private key the CSR is made for, as written by M(scratch.kubernetes.private_key).
@@ -102,6 +102,13 @@ public_key_fingerprint:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    PKIError,
+    csr_pem,
+    load_private_key,
+    make_csr,
+    public_key_fingerprint,
+)
 
 
 def main() -> None:
@@ -136,14 +143,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     require(module, "cryptography")
-    # Imported only now: _pki needs cryptography, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
-        PKIError,
-        csr_pem,
-        load_private_key,
-        make_csr,
-        public_key_fingerprint,
-    )
 
     params = module.params
     try:

@@ -29,8 +29,6 @@ attributes:
     details: Reports whether the key would be created; writes nothing and returns no key then.
   diff_mode:
     details: The diff shows only whether the file exists, and file attributes; never the key.
-requirements:
-  - cryptography (the module shares code with the other PKI modules)
 options:
   path:
     description: Where the key is kept, on the controller or on each master.
@@ -70,7 +68,10 @@ reasons:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    PKIError,
+    ensure_encryption_key,
+)
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_module import (
     exit_with,
     file_argument_spec,
@@ -85,13 +86,6 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    # _pki lives with the other PKI code and imports cryptography, although this key does not use it.
-    require(module, "cryptography")
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
-        PKIError,
-        ensure_encryption_key,
-    )
-
     try:
         outcome = ensure_encryption_key(module.params["path"], check_mode=module.check_mode)
     except PKIError as error:

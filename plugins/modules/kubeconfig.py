@@ -33,7 +33,8 @@ attributes:
         file attributes.
       - A token or key is never shown; for a token, only that one is set.
 requirements:
-  - cryptography
+  - cryptography >= 38.0
+  - PyYAML
 options:
   path:
     description: Where the kubeconfig is written.
@@ -106,6 +107,7 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import PKIError
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_module import (
     exit_with,
     file_argument_spec,
@@ -131,9 +133,7 @@ def main() -> None:
         required_together=[("client_certificate_path", "client_key_path")],
         supports_check_mode=True,
     )
-    require(module, "cryptography")
-    # Imported only now: _pki needs cryptography, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import PKIError
+    require(module, "cryptography", "yaml")
     from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_kubeconfig import (
         build_kubeconfig,
         ensure_kubeconfig,

@@ -28,7 +28,7 @@ attributes:
   diff_mode:
     details: The diff shows type, size, curve and public key fingerprint, and file attributes.
 requirements:
-  - cryptography
+  - cryptography >= 38.0
 options:
   path:
     description: Where the private key is written.
@@ -109,6 +109,12 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._deps import require
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    KeySpec,
+    PKIError,
+    ensure_private_key,
+    remove_private_key,
+)
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_module import (
     exit_with,
     file_argument_spec,
@@ -129,13 +135,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     require(module, "cryptography")
-    # Imported only now: _pki needs cryptography, whose absence require() has just reported cleanly.
-    from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
-        KeySpec,
-        PKIError,
-        ensure_private_key,
-        remove_private_key,
-    )
 
     params = module.params
     try:

@@ -46,8 +46,13 @@ def load_cert(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def verify_signature(cert: x509.Certificate, ca: x509.Certificate) -> None:
-    """Verify ``cert``'s signature with the CA public key, by hand; raises InvalidSignature."""
+# By hand rather than with Certificate.verify_directly_issued_by (cryptography 40), public key ==
+# (40) and not_valid_after_utc (42): these tests also run with the nodes' cryptography 38.
+
+
+def verify_issued_by(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    """Check that ``ca`` issued ``cert``: names match, and the CA's public key verifies the signature."""
+    assert cert.issuer == ca.subject
     public_key = ca.public_key()
     assert cert.signature_hash_algorithm is not None
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -57,6 +62,19 @@ def verify_signature(cert: x509.Certificate, ca: x509.Certificate) -> None:
         public_key.verify(
             cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
         )
+
+
+def spki(public_key) -> bytes:
+    """The DER SubjectPublicKeyInfo, to compare public keys."""
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def validity(cert: x509.Certificate) -> dt.timedelta:
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after - cert.not_valid_before  # both naive UTC before cryptography 42
 
 
 class CA:
@@ -177,7 +195,7 @@ def test_public_key_file_is_written_0644_and_kept(tmp_path: Path) -> None:
     path, public = tmp_path / "sa.key", tmp_path / "sa.pub"
     outcome = ensure_private_key(str(path), KeySpec(), public_key_path=str(public))
     loaded = serialization.load_pem_public_key(public.read_bytes())
-    assert loaded == load_private_key(str(path)).public_key()
+    assert spki(loaded) == spki(load_private_key(str(path)).public_key())
     assert public.read_text() == outcome.facts["public_key"]
     assert mode_of(public) == 0o644
     assert not ensure_private_key(str(path), KeySpec(), public_key_path=str(public)).changed
@@ -230,7 +248,7 @@ def test_csr_holds_exactly_what_was_asked(node_key) -> None:
         ExtendedKeyUsageOID.CLIENT_AUTH,
         ExtendedKeyUsageOID.SERVER_AUTH,
     }
-    assert csr.public_key() == node_key.public_key()
+    assert spki(csr.public_key()) == spki(node_key.public_key())
 
 
 def test_csr_without_sans_or_usages_has_no_such_extensions(node_key) -> None:
@@ -265,7 +283,7 @@ def test_csr_rejects_bad_values(node_key) -> None:
 
 def test_ca_is_a_self_signed_ca(ca: CA) -> None:
     cert = load_cert(ca.cert)
-    cert.verify_directly_issued_by(cert)
+    verify_issued_by(cert, cert)
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert constraints.critical and constraints.value.ca and constraints.value.path_length == 0
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -273,7 +291,7 @@ def test_ca_is_a_self_signed_ca(ca: CA) -> None:
     identifier = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert identifier == x509.SubjectKeyIdentifier.from_public_key(load_private_key(str(ca.key)).public_key())
     assert cert.subject == cert.issuer
-    assert cert.not_valid_after_utc - cert.not_valid_before_utc > dt.timedelta(days=3649)
+    assert validity(cert) > dt.timedelta(days=3649)
     assert mode_of(ca.cert) == 0o644
 
 
@@ -290,7 +308,7 @@ def test_ca_reissued_when_key_changes(ca: CA) -> None:
     ensure_private_key(str(ca.key), KeySpec(), force=True)
     outcome = ensure_ca_certificate(str(ca.cert), str(ca.key), "test-ca")
     assert len(outcome.reasons) == 1 and outcome.reasons[0].startswith("its public key")
-    assert load_cert(ca.cert).public_key() == load_private_key(str(ca.key)).public_key()
+    assert spki(load_cert(ca.cert).public_key()) == spki(load_private_key(str(ca.key)).public_key())
 
 
 def test_ca_reissued_when_subject_changes(ca: CA) -> None:
@@ -331,7 +349,7 @@ def test_ca_signed_by_another_ca_is_not_self_signed(ca: CA, tmp_path: Path) -> N
         str(ca.cert), str(ca.key), "test-ca", validity_days=10, renew_before_days=1
     )
     assert outcome.reasons == ["it is not self-signed"]
-    load_cert(ca.cert).verify_directly_issued_by(load_cert(ca.cert))
+    verify_issued_by(load_cert(ca.cert), load_cert(ca.cert))
 
 
 def test_ca_needs_an_existing_key(tmp_path: Path) -> None:
@@ -351,11 +369,10 @@ def test_issued_certificate_verifies_and_copies_the_csr(ca: CA, node_key, tmp_pa
     path = tmp_path / "node.crt"
     outcome = ca.sign(node_csr(node_key), path)
     cert, ca_cert = load_cert(path), load_cert(ca.cert)
-    verify_signature(cert, ca_cert)
-    cert.verify_directly_issued_by(ca_cert)
+    verify_issued_by(cert, ca_cert)
     assert cert.issuer == ca_cert.subject
     assert cert.subject.rfc4514_string() == "CN=system:node:worker-1,O=system:nodes"
-    assert cert.public_key() == node_key.public_key()
+    assert spki(cert.public_key()) == spki(node_key.public_key())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(names.get_values_for_type(x509.DNSName)) == ["worker-1", "worker-1.example.test"]
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.0.0.11", "fd00::11"]
@@ -418,7 +435,7 @@ def test_new_node_key_reissues(ca: CA, node_key, tmp_path: Path) -> None:
     new_key = ec.generate_private_key(ec.SECP256R1())
     outcome = ca.sign(node_csr(new_key), path)
     assert len(outcome.reasons) == 1 and outcome.reasons[0].startswith("its public key")
-    assert load_cert(path).public_key() == new_key.public_key()
+    assert spki(load_cert(path).public_key()) == spki(new_key.public_key())
 
 
 def test_certificate_of_another_ca_is_reissued(ca: CA, node_key, tmp_path: Path) -> None:
@@ -429,7 +446,7 @@ def test_certificate_of_another_ca_is_reissued(ca: CA, node_key, tmp_path: Path)
     assert load_cert(path).issuer == load_cert(ca.cert).subject
     outcome = ca.sign(node_csr(node_key), path)
     assert outcome.reasons == ["it is not signed by the CA 'CN=test-ca'"]
-    verify_signature(load_cert(path), load_cert(ca.cert))
+    verify_issued_by(load_cert(path), load_cert(ca.cert))
 
 
 def test_certificate_inside_renew_before_is_reissued(ca: CA, node_key, tmp_path: Path) -> None:
@@ -458,7 +475,7 @@ def test_rsa_ca_signs_ecdsa_leaf(tmp_path: Path, node_key) -> None:
     rsa_ca = CA(tmp_path / "rsa", name="rsa-ca", key_type="rsa")
     path = tmp_path / "node.crt"
     rsa_ca.sign(node_csr(node_key), path)
-    verify_signature(load_cert(path), load_cert(rsa_ca.cert))
+    verify_issued_by(load_cert(path), load_cert(rsa_ca.cert))
     assert not rsa_ca.sign(node_csr(node_key), path).changed
 
 
