@@ -3,8 +3,9 @@
 
 The flow is the collection's idempotency vocabulary: read what is installed, decide which
 targets are stale, fetch (or reuse from the cache) and verify the artifact, then write each
-target atomically. Nothing here knows about Ansible; errors are :class:`DownloadError` with
-one-line messages. HTTP is plain ``urllib.request``, streamed to disk in chunks.
+target atomically. Nothing here knows about Ansible modules; errors are :class:`DownloadError`
+with one-line messages. HTTP goes through Ansible's ``open_url`` (urllib underneath, with the
+system CA bundle and proxy settings Ansible users expect), streamed to disk in chunks.
 
 Idempotency without network: a plain file is current when its sha256 equals the expected
 one. Extracted members are recorded in a stamp, ``<dest>/.release_download.json``, mapping
@@ -30,19 +31,18 @@ import os
 import posixpath
 import re
 import shutil
-import ssl
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from ansible.module_utils.urls import open_url
 from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import atomic_writer, write_atomic
 
 CHUNK = 1 << 20
@@ -195,19 +195,16 @@ def file_sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def _ssl_context(validate_certs: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not validate_certs:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def _attempt(url: str, handle: BinaryIO, transport: Transport, limit: int | None) -> str:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        response = urllib.request.urlopen(
-            request, timeout=transport.timeout, context=_ssl_context(transport.validate_certs)
+        # decompress=False: the sha256 is of the artifact's bytes as served, never of a decoded body.
+        response = open_url(
+            url,
+            timeout=transport.timeout,
+            validate_certs=transport.validate_certs,
+            http_agent=USER_AGENT,
+            decompress=False,
+            use_netrc=False,
         )
     except urllib.error.HTTPError as error:
         error.close()
@@ -335,16 +332,22 @@ def _wanted(release: Release, target: Target, expected: str, stamp: dict[str, di
     return None
 
 
+def _cache_artifact(release: Release, path: str, expected: str, transport: Transport) -> bool:
+    """Make the cache file ``path`` hold the verified artifact; return whether it already did."""
+    if not release.force and file_sha256(path) == expected:
+        return True
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_writer(path, 0o644) as handle:
+        _fetch_verified(release.url, handle, expected, transport)
+    return False
+
+
 @contextmanager
 def _artifact(release: Release, expected: str, transport: Transport) -> Iterator[tuple[BinaryIO, bool]]:
     """Yield the verified artifact, open for reading, and whether it came from the cache."""
     if release.cache_dir:
         path = os.path.join(release.cache_dir, expected, artifact_name(release.url))
-        cached = not release.force and file_sha256(path) == expected
-        if not cached:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with atomic_writer(path, 0o644) as handle:
-                _fetch_verified(release.url, handle, expected, transport)
+        cached = _cache_artifact(release, path, expected, transport)
         with open(path, "rb") as reader:
             yield reader, cached
         return

@@ -17,7 +17,7 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import write_atomic
@@ -31,6 +31,8 @@ with contextlib.suppress(ImportError):
     from cryptography.x509.oid import NameOID
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     # For type checking only: cryptography 38 (Debian bookworm) lacks this name (new in 40).
     from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: ca_certificate
 short_description: Create a self-signed CA certificate for a private key
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Writes a self-signed CA certificate for the key at O(privatekey_path) to O(path), signed with SHA-256.
     Run it on the controller, where the CA key stays.

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: certificate
 short_description: Sign a certificate signing request with the cluster CA
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Issues a leaf certificate for a CSR (from M(scratch.kubernetes.csr)) signed by the CA at
     O(ca_certificate_path) and O(ca_privatekey_path), and writes it to O(path). Run it on the controller,

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: cidr_allocation
 short_description: Plan pod CIDR blocks per node and the Service IPs of a cluster
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Cuts O(cluster_cidr) into blocks of O(node_pod_prefix) bits and gives each node one block for its
     pods. The first usable address of a block is the node's bridge (the pods' gateway).

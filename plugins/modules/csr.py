@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: csr
 short_description: Build a certificate signing request from a private key on the host
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Reads the private key at O(privatekey_path) and returns a PEM certificate signing request (CSR) for
     it, signed with SHA-256. The key never leaves the host; only the CSR, which holds the public key, is

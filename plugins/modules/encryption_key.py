@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: encryption_key
 short_description: Create the key that encrypts Secrets at rest, once, and keep it
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Makes sure O(path) holds a 32-byte key (256 bits), base64 encoded, as the API server's
     C(EncryptionConfiguration) needs for the C(aescbc) and C(secretbox) providers.

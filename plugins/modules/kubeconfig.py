@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: kubeconfig
 short_description: Write a kubeconfig file with embedded CA and credentials
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Writes a kubeconfig (C(apiVersion=v1), C(kind=Config)) with one cluster, one user and one context,
     which is also the current context. The CA certificate is embedded as C(certificate-authority-data); the

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: private_key
 short_description: Create a private key on the host that uses it
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Writes an unencrypted PKCS#8 PEM private key to O(path), atomically and with mode 0600 from the
     start. Keys are made on the host that uses them and never copied; the CA key stays on the controller.

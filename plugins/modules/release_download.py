@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: release_download
 short_description: Download a release artifact, verify its sha256 and install it or members of its tar.gz
 version_added: "0.1.0"
-author: scratch.kubernetes developers
+author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - Downloads O(url), verifies it against O(checksum) before anything is installed, and installs it as the
     file O(dest), or installs the requested O(extract.members) of the C(.tar.gz) into the directory O(dest).

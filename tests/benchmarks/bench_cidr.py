@@ -6,6 +6,7 @@ Run: .venv/bin/python tests/benchmarks/bench_cidr.py
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "unit"))
-import conftest  # noqa: F401  (links the work tree as ansible_collections.scratch.kubernetes)
+importlib.import_module("conftest")  # links the work tree as ansible_collections.scratch.kubernetes
 from ansible_collections.scratch.kubernetes.plugins.module_utils._cidr import plan
 
 SETTINGS = {"cluster_cidr": "10.0.0.0/8", "node_pod_prefix": 24, "service_cidr": "172.16.0.0/24"}
@@ -22,7 +23,7 @@ NODES = [{"name": f"node-{i}", "node_ip": f"192.168.{i // 250}.{i % 250 + 1}"} f
 
 def best_of(runs: int, work: Callable[[], object]) -> float:
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)

@@ -40,8 +40,16 @@ def run_module(name: str, args: dict, *, check: bool = False, diff: bool = False
         ANSIBLE_PYTHON_INTERPRETER=sys.executable,
         ANSIBLE_CONFIG=str(Path(__file__).with_name("ansible.cfg")),
     )
-    command = [str(ANSIBLE), "localhost", "-c", "local", "-m", f"scratch.kubernetes.{name}",
-               "-a", json.dumps(args)]
+    command = [
+        str(ANSIBLE),
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        f"scratch.kubernetes.{name}",
+        "-a",
+        json.dumps(args),
+    ]
     if check:
         command.append("--check")
     if diff:

@@ -114,7 +114,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         first = self.release.record(self.path)
-        fault, _, name = self.path.lstrip("/").partition("/")
+        fault, _slash, name = self.path.lstrip("/").partition("/")
         if fault == "truncated":
             body = self.release.files[name]
             self.send_response(200)
