@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from collections.abc import Iterator
+import subprocess
 from typing import Any
 
 import pytest
@@ -39,7 +39,7 @@ def probe_name(node: Node) -> str:
 
 
 @pytest.fixture(scope="module")
-def workload(namespace: str) -> Iterator[dict[str, Any]]:
+def workload(namespace: str) -> dict[str, Any]:
     """One idle pod per node, and an httpd pod behind a ClusterIP Service, all Ready."""
     token = secrets.token_hex(8)
     page = f"hello from {WEB_NODE.name} {token}"
@@ -65,7 +65,7 @@ def workload(namespace: str) -> Iterator[dict[str, Any]]:
     )
     wait_ready(namespace, *(probe_name(node) for node in NODES), "web")
     pods = {pod["metadata"]["name"]: pod for pod in kubectl_json("-n", namespace, "get", "pods")["items"]}
-    yield {
+    return {
         "namespace": namespace,
         "pods": pods,
         "page": page,
@@ -132,12 +132,26 @@ def test_pod_pings_pod_on_another_node(workload: dict[str, Any], source: Node, t
 
 def _fetch(workload: dict[str, Any], client: Node, url: str) -> str:
     """The page at url as fetched from the client node's pod, retried while kube-proxy catches up."""
+    last_error = ""
 
     def attempt() -> str | None:
-        result = pod_exec(workload["namespace"], probe_name(client), "wget", "-q", "-T", "5", "-O", "-", url)
-        return result.stdout if result.returncode == 0 else None
+        nonlocal last_error
+        try:
+            # busybox 1.35's `wget -T` dies of SIGSEGV: the kubectl timeout bounds each try instead.
+            result = pod_exec(
+                workload["namespace"], probe_name(client), "wget", "-q", "-O", "-", url, timeout=15
+            )
+        except subprocess.TimeoutExpired:
+            last_error = "wget got no answer within 15s"
+            return None
+        if result.returncode != 0:
+            last_error = f"wget exited {result.returncode}: {result.stderr.strip()}"
+            return None
+        return result.stdout
 
-    return eventually(attempt, timeout=60) or ""
+    page = eventually(attempt, timeout=60)
+    assert page is not None, f"{url} from the pod on {client.name}: {last_error}"
+    return page
 
 
 @pytest.mark.parametrize("client", [node for node in NODES if node != WEB_NODE], ids=lambda node: node.name)
