@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from conftest import (
@@ -77,10 +76,10 @@ def test_node_reaches_the_release_mirror(node: Node) -> None:
 
 
 @pytest.fixture(scope="module")
-def pods(namespace: str) -> Iterator[str]:
+def pods(namespace: str) -> str:
     apply(namespace, *(pod_manifest(f"probe-{node.name}", node, "exec sleep 3600") for node in NODES))
     wait_ready(namespace, *(f"probe-{node.name}" for node in NODES))
-    yield namespace
+    return namespace
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
