@@ -42,20 +42,20 @@ engine() {
   docker info >/dev/null 2>&1 || { log "dockerd did not answer; see $state/dockerd.log"; exit 1; }
 }
 
-# The image tag is a hash of its recipe: it is rebuilt exactly when the recipe changes.
+# The image tag is a hash of its recipe: it is rebuilt exactly when the recipe changes. The
+# debootstrap root file system (the slow part) depends on the package list alone.
 node_image() {
-  local recipe tag rootfs
-  recipe=$(cat "$here/node-image.packages" "$here/node-init" | sha256sum | cut -c1-12)
-  tag=scratch-kubernetes/node:$recipe
+  local tag rootfs packages_hash
+  tag=scratch-kubernetes/node:$(cat "$here/node-image.packages" "$here/node-init" | sha256sum | cut -c1-12)
   if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
-  local archive=$cache/node-image-$recipe.tar
+  packages_hash=$(sha256sum <"$here/node-image.packages" | cut -c1-12)
+  local archive=$cache/node-rootfs-$packages_hash.tar
   if [ ! -f "$archive" ]; then
     command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-    log "building node image $tag with debootstrap"
+    log "building the node root file system with debootstrap"
     rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
     debootstrap --variant=minbase --include="$(grep -v '^#' "$here/node-image.packages" | paste -sd,)" \
       bookworm "$rootfs" http://deb.debian.org/debian >"$state/debootstrap.log" 2>&1
-    install -m 0755 "$here/node-init" "$rootfs/usr/local/sbin/node-init"
     # Units that cannot work in a container and only add noise to the journal.
     for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
       getty@tty1.service console-getty.service systemd-modules-load.service; do
@@ -65,7 +65,14 @@ node_image() {
     tar -C "$rootfs" -cf "$archive.partial" . && mv "$archive.partial" "$archive"
     rm -rf "$rootfs"
   fi
-  docker import -c 'CMD ["/usr/local/sbin/node-init"]' -c 'ENV container=docker' "$archive" "$tag" >/dev/null
+  log "importing node image $tag"
+  local layer
+  layer=$(mktemp -d "$cache/node-init.XXXXXX")
+  install -D -m 0755 "$here/node-init" "$layer/usr/local/sbin/node-init"
+  cp "$archive" "$layer/image.tar"
+  tar -C "$layer" --append -f "$layer/image.tar" ./usr/local/sbin/node-init
+  docker import -c 'CMD ["/usr/local/sbin/node-init"]' -c 'ENV container=docker' "$layer/image.tar" "$tag" >/dev/null
+  rm -rf "$layer"
   echo "$tag"
 }
 
