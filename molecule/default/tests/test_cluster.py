@@ -161,9 +161,10 @@ def test_cluster_ip_service_reaches_pod_on_another_node(workload: dict[str, Any]
     assert _fetch(workload, client, f"http://{service_ip}:80/").strip() == workload["page"]
 
 
-def test_service_is_reached_by_its_dns_name(workload: dict[str, Any]) -> None:
-    name = f"web.{workload['namespace']}.svc.{CLUSTER_DOMAIN}"
-    assert _fetch(workload, MINION_1, f"http://{name}/").strip() == workload["page"]
+@pytest.mark.parametrize("name", ["web.{namespace}.svc." + CLUSTER_DOMAIN, "web"])
+def test_service_is_reached_by_its_dns_name(workload: dict[str, Any], name: str) -> None:
+    url = f"http://{name.format(namespace=workload['namespace'])}/"
+    assert _fetch(workload, MINION_1, url).strip() == workload["page"]
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
@@ -180,16 +181,26 @@ def test_pod_resolver_points_at_cluster_dns(workload: dict[str, Any], node: Node
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
-@pytest.mark.parametrize("name", ["kubernetes.default", f"kubernetes.default.svc.{CLUSTER_DOMAIN}"])
-def test_cluster_dns_resolves_the_kubernetes_service(workload: dict[str, Any], node: Node, name: str) -> None:
+def test_cluster_dns_resolves_the_kubernetes_service(workload: dict[str, Any], node: Node) -> None:
+    name = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
     result = pod_exec(workload["namespace"], probe_name(node), "nslookup", name)
-    answer = re.search(
-        rf"^Name:\s*kubernetes\.default\.svc\.{re.escape(CLUSTER_DOMAIN)}\s*\nAddress:\s*(\S+)\s*$",
-        result.stdout,
-        re.M,
-    )
+    answer = re.search(rf"^Name:\s*{re.escape(name)}\s*\nAddress:\s*(\S+)\s*$", result.stdout, re.M)
     assert answer, (
         f"nslookup {name} from {node.name} exited {result.returncode}:\n{result.stdout}{result.stderr}"
     )
     assert answer.group(1) == KUBERNETES_SERVICE_IP
     assert re.search(rf"^Server:\s*{re.escape(CLUSTER_DNS_IP)}\s*$", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_short_name_kubernetes_default_resolves_through_the_search_path(
+    workload: dict[str, Any], node: Node
+) -> None:
+    # busybox nslookup sends a name as given, ignoring the search list; ping resolves it with the
+    # C library, as applications do. Only the resolved address counts: a ClusterIP answers no ping.
+    result = pod_exec(
+        workload["namespace"], probe_name(node), "ping", "-c", "1", "-W", "1", "kubernetes.default"
+    )
+    resolved = re.match(r"PING kubernetes\.default \((\S+)\)", result.stdout)
+    assert resolved, f"kubernetes.default from {node.name} did not resolve:\n{result.stdout}{result.stderr}"
+    assert resolved.group(1) == KUBERNETES_SERVICE_IP
