@@ -2,16 +2,20 @@
 """Rerunning site.yml on the converged cluster: check mode finds nothing to do, bad input changes nothing.
 
 Each run is `ansible-playbook -i inventory/testbed site.yml` from the repository root, as a user
-runs it, serialised with other users of the test bed by flock. Molecule's idempotence step already
-proves that a real rerun reports no change; these runs never converge anything.
+runs it. The test bed's lock (the one `flock /tmp/testbed.lock` takes, as every user of the test
+bed does) is held from the fingerprints before a run to those after it, so that no other run
+lands in between. Molecule's idempotence step already proves that a real rerun reports no
+change; these runs never converge anything.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +101,7 @@ def _messages(result: Any) -> list[str]:
 
 
 def site_yml(*args: str) -> PlaybookRun:
-    """`ansible-playbook -i inventory/testbed site.yml ARGS` from the repository root."""
+    """`ansible-playbook -i inventory/testbed site.yml ARGS` from the repository root (hold testbed_lock)."""
     # Molecule's verify step exports its own ANSIBLE_* settings; a user's run has the repo's ansible.cfg.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}
     env |= {
@@ -107,7 +111,7 @@ def site_yml(*args: str) -> PlaybookRun:
     }
     playbook = Path(sys.executable).parent / "ansible-playbook"
     result = run(
-        "flock", LOCK, playbook, "-i", "inventory/testbed", "site.yml", *args,
+        playbook, "-i", "inventory/testbed", "site.yml", *args,
         env=env, cwd=REPO, timeout=PLAYBOOK_TIMEOUT, check=False,
     )  # fmt: skip
     return PlaybookRun(result.returncode, result.stdout + result.stderr)
@@ -156,7 +160,43 @@ def assert_recap_unchanged(playbook: PlaybookRun) -> dict[str, dict[str, int]]:
     return recap
 
 
-def test_check_mode_rerun_finds_nothing_to_change(cluster: None) -> None:
+def _lock_holders(path: str) -> set[int]:
+    """Processes holding a flock on path, from /proc/locks."""
+    status = os.stat(path)
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 14586 00:1e:12345 0 EOF"; a waiter's line has "->" after the number.
+        fields = line.split()
+        if fields[1] != "FLOCK":
+            continue
+        major, minor, inode = fields[5].split(":")
+        if int(inode) == status.st_ino and os.makedev(int(major, 16), int(minor, 16)) == status.st_dev:
+            holders.add(int(fields[4]))
+    return holders
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        pids.add(pid)
+    return pids
+
+
+@pytest.fixture
+def testbed_lock() -> Iterator[None]:
+    """The lock `flock /tmp/testbed.lock` takes, held for the whole test.
+
+    Unless a parent already holds it (`flock /tmp/testbed.lock molecule test`): waiting for it
+    then would wait forever.
+    """
+    with open(LOCK, "a") as handle:
+        if not _lock_holders(LOCK) & _ancestors():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def test_check_mode_rerun_finds_nothing_to_change(cluster: None, testbed_lock: None) -> None:
     before = fingerprints()
     playbook = site_yml("--check")
     assert playbook.returncode == 0, playbook.tail()
@@ -192,7 +232,7 @@ ZERO_CHECKSUM = "sha256:" + "0" * 64
     ],
 )
 def test_bad_input_fails_clearly_and_changes_nothing(
-    cluster: None, extra_vars: str, message: str, failing_role: str | None
+    cluster: None, testbed_lock: None, extra_vars: str, message: str, failing_role: str | None
 ) -> None:
     before = fingerprints()
     playbook = site_yml("-e", extra_vars)
