@@ -72,7 +72,8 @@ def built(tmp_path_factory) -> Path:
 def installed(built, tmp_path_factory) -> Path:
     """The collections path into which the tarball was installed."""
     path = tmp_path_factory.mktemp("collections")
-    _run(["ansible-galaxy", "collection", "install", str(built), "-p", str(path), "--offline"], cwd=path)
+    # --force: a copy installed elsewhere (e.g. ~/.ansible/collections) must not make this a no-op.
+    _run(["ansible-galaxy", "collection", "install", str(built), "-p", str(path), "--offline", "--force"], cwd=path)
     return path
 
 
