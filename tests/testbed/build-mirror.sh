@@ -57,13 +57,13 @@ build_kubernetes() {
   # with its published v0.Y.Z tag, read from the release's own go.mod.
   local gomod staging_version="v0.${kube#1.}"
   gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$kube" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  local module
-  for module in $(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
+  sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | while read -r module; do
     (cd "$dir" && go mod edit -replace="$module=$module@$staging_version")
   done
-  local version_pkg=k8s.io/component-base/version
+  local version_pkg=k8s.io/component-base/version minor=${kube#*.}
+  minor=${minor%%.*}
   local ldflags="$ldflags_strip -X $version_pkg.gitVersion=v$kube -X $version_pkg.gitMajor=${kube%%.*}
-    -X $version_pkg.gitMinor=$(echo "$kube" | cut -d. -f2) -X $version_pkg.gitTreeState=clean
+    -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean
     -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
   local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
   local pkgs=()

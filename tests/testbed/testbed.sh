@@ -89,8 +89,10 @@ test_image() {
   [ -f "$tarball.sha256" ] && return 0
   log "building the busybox test image"
   rm -rf "$dir" && mkdir -p "$dir/rootfs/bin"
-  (cd "$dir" && apt-get download busybox-static >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get download busybox-static >/dev/null; })
+  if ! (cd "$dir" && apt-get download busybox-static >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$dir" && apt-get download busybox-static >/dev/null)
+  fi
   dpkg-deb -x "$dir"/busybox-static_*.deb "$dir/deb"
   cp "$dir/deb/bin/busybox" "$dir/rootfs/bin/busybox"
   for applet in sh ping nslookup wget httpd sleep cat ip hostname; do ln -s busybox "$dir/rootfs/bin/$applet"; done
@@ -164,9 +166,7 @@ unserve() {
 
 remove_nodes() {
   docker info >/dev/null 2>&1 || return 0
-  local ids
-  ids=$(docker ps -aq --filter "label=$node_label")
-  [ -z "$ids" ] || docker rm -f -v $ids >/dev/null
+  docker ps -aq --filter "label=$node_label" | xargs -r docker rm -f -v >/dev/null
 }
 
 case ${1:-} in
