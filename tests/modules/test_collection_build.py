@@ -73,7 +73,10 @@ def installed(built, tmp_path_factory) -> Path:
     """The collections path into which the tarball was installed."""
     path = tmp_path_factory.mktemp("collections")
     # --force: a copy installed elsewhere (e.g. ~/.ansible/collections) must not make this a no-op.
-    _run(["ansible-galaxy", "collection", "install", str(built), "-p", str(path), "--offline", "--force"], cwd=path)
+    _run(
+        ["ansible-galaxy", "collection", "install", str(built), "-p", str(path), "--offline", "--force"],
+        cwd=path,
+    )
     return path
 
 

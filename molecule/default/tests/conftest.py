@@ -102,6 +102,7 @@ def run(
         input=input,
         capture_output=True,
         text=True,
+        check=False,
         # etcd values are binary: keep their bytes visible instead of failing to decode them.
         errors="backslashreplace",
         timeout=timeout,
@@ -253,7 +254,7 @@ def icmp_echo(address: str, timeout: float = 2) -> bool:
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
             try:
-                reply, (source, _) = sock.recvfrom(2048)
+                reply, (source, _port) = sock.recvfrom(2048)
             except TimeoutError:
                 return False
             icmp = reply[(reply[0] & 0x0F) * 4 :]

@@ -72,7 +72,7 @@ class PlaybookRun:
 
     def recap(self) -> dict[str, dict[str, int]]:
         """host -> ok/changed/unreachable/failed counts from the PLAY RECAP."""
-        _, found, tail = self.output.rpartition("PLAY RECAP")
+        _before, found, tail = self.output.rpartition("PLAY RECAP")
         assert found, f"no PLAY RECAP in the output:\n{self.tail()}"
         return {
             match["host"]: {key: int(match[key]) for key in ("ok", "changed", "unreachable", "failed")}
