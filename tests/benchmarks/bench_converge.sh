@@ -37,6 +37,8 @@ timed() {
 }
 
 # The ten slowest tasks from the TASKS RECAP that profile_tasks prints after the PLAY RECAP.
+# Molecule frames ansible's output ("  │ " before each line) and wraps long lines, indenting
+# the continuation: undo both before reading the "<task> ---- 1.23s" rows.
 slowest() {
   python3 - "$1" <<'PY'
 import re, sys
@@ -45,7 +47,14 @@ text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
 _, found, recap = text.rpartition("TASKS RECAP")
 if not found:
     sys.exit("  (no TASKS RECAP in the output: is ansible.posix.profile_tasks enabled?)")
-rows = [m.groups() for m in re.finditer(r"^(.*?) -*\s*(\d+\.\d\d)s\s*$", recap, re.M)]
+lines: list[str] = []
+for raw in recap.splitlines():
+    line = re.sub(r"^\s*\u2502 ?", "", raw).rstrip()
+    if line.startswith("  ") and lines:
+        lines[-1] += " " + line.strip()
+    else:
+        lines.append(line)
+rows = [m.groups() for line in lines if (m := re.fullmatch(r"(.*?) -*\s*(\d+\.\d\d)s", line))]
 for name, seconds in rows[:10]:
     print(f"  {float(seconds):8.2f}s  {name}")
 PY
