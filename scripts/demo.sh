@@ -10,7 +10,10 @@ scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
 tests/testbed/testbed.sh up
-flock /tmp/testbed.lock molecule converge --scenario-name default
+# Molecule's record of created nodes can outlive them (a test run tears the test bed down):
+# start from the containers that exist. create is idempotent and keeps a running cluster.
+flock /tmp/testbed.lock sh -c 'molecule reset --scenario-name default &&
+  molecule create --scenario-name default && molecule converge --scenario-name default'
 
 # shellcheck disable=SC1091
 . tests/testbed/cluster.env
