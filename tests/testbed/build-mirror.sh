@@ -76,17 +76,20 @@ build_kubernetes() {
 }
 
 build_etcd() {
-  local key="etcd-$etcd" name="etcd-v$etcd-linux-amd64"
+  # The key names the tools: a tarball from before etcdutl was added is rebuilt.
+  local key="etcd-$etcd-etcdutl" name="etcd-v$etcd-linux-amd64"
   local out="$MIRROR_ROOT/github.com/etcd-io/etcd/releases/download/v$etcd"
   stamp_ok "$key" && return 0
   log "building etcd v$etcd"
   local dir="$build_root/$key" stage="$build_root/$key/stage/$name"
   wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd"
-  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@v$etcd" "go.etcd.io/etcd/etcdctl/v3@v$etcd" >/dev/null)
+  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@v$etcd" "go.etcd.io/etcd/etcdctl/v3@v$etcd" \
+    "go.etcd.io/etcd/etcdutl/v3@v$etcd" >/dev/null)
   mkdir -p "$stage" "$out"
   local ldflags="$ldflags_strip"
   (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/etcd" go.etcd.io/etcd/server/v3 &&
-    go build -ldflags "$ldflags" -o "$stage/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+    go build -ldflags "$ldflags" -o "$stage/etcdctl" go.etcd.io/etcd/etcdctl/v3 &&
+    go build -ldflags "$ldflags" -o "$stage/etcdutl" go.etcd.io/etcd/etcdutl/v3)
   tar -C "$(dirname "$stage")" -czf "$out/$name.tar.gz" "$name"
   sum_line "$out/$name.tar.gz" >"$out/SHA256SUMS"
   stamp "$key"
