@@ -24,8 +24,8 @@ cd "$repo"
 # A gate runs as an `if` condition, where `set -e` is off: each one returns its status itself.
 gate_ruff() {
   local status=0
-  ruff check plugins tests || status=1
-  ruff format --check plugins tests || status=1
+  ruff check plugins tests molecule || status=1
+  ruff format --check plugins tests molecule || status=1
   return "$status"
 }
 

@@ -227,6 +227,7 @@ def _check_overlaps(
 
 def _normalise_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[_Node]:
     seen: set[str] = set()
+    address_owner: dict[Any, str] = {}
     result = []
     for position, node in enumerate(nodes):
         name = node.get("name")
@@ -235,8 +236,43 @@ def _normalise_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[_Node]:
         if name in seen:
             raise CidrError(f"nodes lists {name!r} twice: node names must be unique.")
         seen.add(name)
-        result.append((name, node.get("node_ip"), node.get("pod_cidr")))
+        node_ip = node.get("node_ip")
+        if node_ip is not None:
+            if node_ip in address_owner:
+                raise CidrError(
+                    f"node_ip {node_ip} is used by both {address_owner[node_ip]!r} and {name!r}: every "
+                    "node needs an address of its own; correct the node_ip (or the inventory entry) of one "
+                    "of them."
+                )
+            address_owner[node_ip] = name
+        result.append((name, node_ip, node.get("pod_cidr")))
     return result
+
+
+def _merge_records(
+    recorded: Mapping[str, str], registered: Mapping[str, str], listed: set[str], releasing: set[str]
+) -> dict[str, str]:
+    """One allocation map from the nodes' own records and the blocks the cluster's Node objects hold.
+
+    The cluster wins nothing silently: a node whose two records differ, or a registered node the
+    inventory lacks, is an error, because either way one of the sources is wrong and routing on a
+    guess would send pods' traffic to the wrong node.
+    """
+    for name in sorted(recorded.keys() & registered.keys()):
+        if recorded[name] != registered[name]:
+            raise CidrError(
+                f"node {name!r} records pod block {recorded[name]} on the node, but its Node object in "
+                f"the cluster has podCIDR {registered[name]}: the API cannot change a podCIDR, so make the "
+                f"node match it (write {registered[name]} in the node's record, or reset the node and add "
+                "it again)."
+            )
+    for name in sorted(registered.keys() - listed - releasing):
+        raise CidrError(
+            f"node {name!r} is registered in the cluster with podCIDR {registered[name]} but is not in the "
+            f"inventory: add it back to the inventory, or remove it from the cluster "
+            f"(playbooks/remove_node.yml -e node={name})."
+        )
+    return {**recorded, **registered}
 
 
 def _capacity_error(blocks: _Blocks, kept: int, new: int, max_pods: int) -> CidrError:
@@ -267,14 +303,17 @@ def plan(
     cluster_dns_index: int = 10,
     node_networks: Iterable[str] = (),
     release: Iterable[str] = (),
+    registered: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compute the address plan, or raise :class:`CidrError` without returning anything partial.
 
-    Existing allocations are kept (also for nodes not in ``nodes``) unless named in ``release``;
-    pins (``pod_cidr`` of a node) are reserved next; the remaining new nodes then take the lowest
-    free blocks, in the order of ``nodes``. A block released here may go to a new node at once.
+    Existing allocations (``allocations``, the nodes' own records, and ``registered``, the blocks
+    the cluster's Node objects hold) are kept, also for nodes not in ``nodes``, unless named in
+    ``release``; the two sources must agree, and every registered node must be in ``nodes`` or
+    ``release``. Pins (``pod_cidr`` of a node) are reserved next; the remaining new nodes then take
+    the lowest free blocks, in the order of ``nodes``. A block released here may go to a new node
+    at once.
     """
-    allocations = allocations or {}
     cluster = parse_cidr("cluster_cidr", cluster_cidr)
     service = parse_cidr("service_cidr", service_cidr)
     networks = [parse_cidr("node_networks entry", text) for text in node_networks]
@@ -282,6 +321,8 @@ def plan(
     kubernetes_ip, dns_ip = service_ips(service_cidr, cluster_dns_index)
     node_list = _normalise_nodes(nodes)
     _check_overlaps(cluster, service, networks, node_list)
+    listed = {name for name, _node_ip, _pin in node_list}
+    allocations = _merge_records(allocations or {}, registered or {}, listed, set(release))
 
     blocks = _Blocks(cluster, node_pod_prefix)
     owner: dict[int, str] = {}
@@ -290,13 +331,13 @@ def plan(
         index = blocks.index(f"allocations entry of node {name!r}", text)
         if index in owner:
             raise CidrError(
-                f"allocations give {text} to both {owner[index]!r} and {name!r}: a block belongs to one "
-                "node; correct the recorded allocation of one of them."
+                f"nodes {owner[index]!r} and {name!r} both claim pod block {text} (in their records on the "
+                "nodes or their Node objects in the cluster): a block belongs to one node; reset one of them "
+                "and add it again."
             )
         owner[index] = name
         index_of[name] = index
 
-    listed = {name for name, _node_ip, _pin in node_list}
     released = []
     for name in dict.fromkeys(release):
         if name in listed:

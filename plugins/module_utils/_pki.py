@@ -171,6 +171,13 @@ def _not_after(cert: x509.Certificate) -> dt.datetime:
     return cert.not_valid_after.replace(tzinfo=dt.UTC)
 
 
+def _not_before(cert: x509.Certificate) -> dt.datetime:
+    """Start of validity as an aware UTC datetime (``not_valid_before_utc`` is new in 42)."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return cert.not_valid_before.replace(tzinfo=dt.UTC)
+
+
 def _verify_directly_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
     """Raise ValueError, TypeError or InvalidSignature unless ``issuer`` signed ``cert`` (new in 40)."""
     if hasattr(cert, "verify_directly_issued_by"):
@@ -623,6 +630,48 @@ def _check_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> str | 
     return None
 
 
+def issued_at(cert: x509.Certificate) -> dt.datetime:
+    """When ``cert`` was signed: :func:`issue_certificate` backdates notBefore, so add that back.
+
+    Comparing the backdated notBefore itself would make a certificate signed a minute ago look an
+    hour old, and a renewal would reissue it again. Only certificates signed by our CA reach this
+    check (another CA's fail ``_check_signed_by`` anyway), and our CA has always backdated by
+    ``_BACKDATE``. One signed by hand with the CA key, without backdating, looks an hour newer than
+    it is, and is kept if signed within the hour before a renewal's time.
+    """
+    return _not_before(cert) + _BACKDATE
+
+
+def parse_timestamp(value: str, setting: str) -> dt.datetime:
+    """An ISO 8601 time with an explicit offset, as an aware UTC datetime in whole seconds.
+
+    Certificates record times in whole seconds (the fraction is cut off); a fraction left on the
+    timestamp would make a certificate signed in that same second look older than it.
+    """
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingError(
+            f"{setting} {value!r} is not an ISO 8601 time; write it like 2025-06-01T12:00:00Z."
+        ) from exc
+    if moment.tzinfo is None:
+        # A local time would be read differently on the controller and by the operator.
+        raise SettingError(f"{setting} {value!r} has no UTC offset; add Z, as in 2025-06-01T12:00:00Z.")
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _check_issued_before(cert: x509.Certificate, issued_before: dt.datetime | None) -> str | None:
+    if issued_before is None:
+        return None
+    issued = issued_at(cert)
+    if issued < issued_before:
+        return (
+            f"it was issued at {issued.isoformat()}, before reissue_issued_before "
+            f"({issued_before.isoformat()}): reissue requested"
+        )
+    return None
+
+
 def _check_expiry(cert: x509.Certificate, renew_before: dt.timedelta, now: dt.datetime) -> str | None:
     not_after = _not_after(cert)
     if not_after <= now:
@@ -638,12 +687,17 @@ def certificate_reasons(
     issuer: x509.Certificate | None,
     renew_before: dt.timedelta,
     now: dt.datetime,
+    issued_before: dt.datetime | None = None,
 ) -> list[str]:
-    """Every reason to reissue ``cert``; ``issuer`` None means it must be self-signed."""
+    """Every reason to reissue ``cert``; ``issuer`` None means it must be self-signed.
+
+    ``issued_before`` asks for a certificate signed at or after that time (see issued_at()).
+    """
     have = _spec_of(cert)
     reasons = [check(have, want) for check in SPEC_CHECKS]
     reasons.append(_check_signed_by(cert, issuer or cert))
     reasons.append(_check_expiry(cert, renew_before, now))
+    reasons.append(_check_issued_before(cert, issued_before))
     return [reason for reason in reasons if reason]
 
 
@@ -730,9 +784,16 @@ def _ensure_certificate(
     renew_before_days: int,
     check_mode: bool,
     now: dt.datetime | None,
+    issued_before: dt.datetime | None = None,
 ) -> Outcome:
     validity, renew_before = _validity(validity_days, renew_before_days)
     now = now or dt.datetime.now(dt.UTC)
+    if issued_before is not None and issued_before > now:
+        raise SettingError(
+            f"reissue_issued_before ({issued_before.isoformat()}) is later than now ({now.isoformat()}): "
+            "a certificate issued now would count as older and be reissued on every run; "
+            "use the current time or an earlier one."
+        )
     data = read_file(path, "path")
     existing = None
     if data is None:
@@ -743,7 +804,7 @@ def _ensure_certificate(
         except ValueError as exc:
             reasons = [f"{path} does not hold a usable PEM certificate ({exc})"]
         else:
-            reasons = certificate_reasons(existing, want, issuer, renew_before, now)
+            reasons = certificate_reasons(existing, want, issuer, renew_before, now, issued_before)
 
     before = certificate_facts(existing) if existing is not None else {}
     if not reasons:
@@ -793,13 +854,24 @@ def ensure_certificate(
     *,
     validity_days: int = 365,
     renew_before_days: int = 30,
+    reissue_issued_before: str | None = None,
     check_mode: bool = False,
     now: dt.datetime | None = None,
 ) -> Outcome:
-    """A leaf certificate for the PEM ``csr``, signed by the CA; subject, SANs and usages from the CSR."""
+    """A leaf certificate for the PEM ``csr``, signed by the CA; subject, SANs and usages from the CSR.
+
+    ``reissue_issued_before`` (ISO 8601 with offset; empty or None for none) also reissues a
+    certificate signed before that time, however sound: an operator's renewal. A run that uses one
+    fixed time reissues each certificate once, and a rerun with it changes nothing.
+    """
+    issued_before = (
+        parse_timestamp(reissue_issued_before, "reissue_issued_before") if reissue_issued_before else None
+    )
     want = spec_from_csr(csr)
     ca_cert, ca_key = load_ca(ca_certificate_path, ca_privatekey_path)
-    return _ensure_certificate(path, want, ca_key, ca_cert, validity_days, renew_before_days, check_mode, now)
+    return _ensure_certificate(
+        path, want, ca_key, ca_cert, validity_days, renew_before_days, check_mode, now, issued_before
+    )
 
 
 # ---------------------------------------------------------------------------- secrets encryption key

@@ -23,8 +23,8 @@ description:
     public key differs from the CSR's, its subject differs, its DNS names or IP addresses differ (compared
     as sets), its key usage or extended key usage differ, it is a CA, it is not signed by this CA (issuer
     is not the CA's subject or the signature does not verify with the CA's public key), or it expires
-    within O(renew_before_days) (or has expired). RV(reasons) lists the failed checks. A changed
-    O(validity_days) alone does not reissue."
+    within O(renew_before_days) (or has expired), or it was issued before O(reissue_issued_before).
+    RV(reasons) lists the failed checks. A changed O(validity_days) alone does not reissue."
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
   - scratch.kubernetes._attributes.FULL
@@ -64,6 +64,18 @@ options:
     description: Reissue when the certificate expires within this many days; must be below O(validity_days).
     type: int
     default: 30
+  reissue_issued_before:
+    description:
+      - Reissue a certificate issued before this time even when every other check passes; for renewing
+        certificates on demand. An ISO 8601 time with an offset, such as V(2025-06-01T12:00:00Z);
+        fractions of a second are ignored. Unset or empty, nothing is reissued for its age.
+      - The issue time is the certificate's notBefore plus the hour it is backdated by, so a certificate
+        issued at or after this time is kept, and a rerun with the same value changes nothing. Take the
+        time once, when a renewal starts, and pass the same value to every task of the run (and of a rerun
+        that completes it); a value that moves, such as the current time of each task, reissues again.
+      - A time later than now is refused, as every run until then would reissue the certificate.
+    type: str
+    version_added: "0.2.0"
 notes:
   - Exactly one of O(csr_content) and O(csr_path) is required.
 """
@@ -84,6 +96,15 @@ EXAMPLES = r"""
     path: "{{ pki_dir }}/{{ inventory_hostname }}/apiserver.crt"
     ca_certificate_path: "{{ pki_dir }}/ca.crt"
     ca_privatekey_path: "{{ pki_dir }}/ca.key"
+  delegate_to: localhost
+
+- name: Renew it now, even though it is valid; a rerun with the same time keeps it
+  scratch.kubernetes.certificate:
+    csr_content: "{{ __control_plane_csr.csr }}"
+    path: "{{ pki_dir }}/{{ inventory_hostname }}/apiserver.crt"
+    ca_certificate_path: "{{ pki_dir }}/ca.crt"
+    ca_privatekey_path: "{{ pki_dir }}/ca.key"
+    reissue_issued_before: "2025-06-01T12:00:00Z"
   delegate_to: localhost
 """
 
@@ -137,7 +158,11 @@ reasons:
   returned: success
   type: list
   elements: str
-  sample: ["it is not signed by the CA 'CN=kubernetes-ca'"]
+  sample:
+    - it is not signed by the CA 'CN=kubernetes-ca'
+    - >-
+      it was issued at 2025-05-02T09:30:12+00:00, before reissue_issued_before
+      (2025-06-01T12:00:00+00:00): reissue requested
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -163,6 +188,7 @@ def main() -> None:
             ca_privatekey_path=dict(type="path", required=True, no_log=False),
             validity_days=dict(type="int", default=365),
             renew_before_days=dict(type="int", default=30),
+            reissue_issued_before=dict(type="str"),
             **file_argument_spec("0644"),
         ),
         required_one_of=[("csr_content", "csr_path")],
@@ -181,6 +207,7 @@ def main() -> None:
             params["ca_privatekey_path"],
             validity_days=params["validity_days"],
             renew_before_days=params["renew_before_days"],
+            reissue_issued_before=params["reissue_issued_before"],
             check_mode=module.check_mode,
         )
     except PKIError as error:

@@ -62,7 +62,8 @@ options:
         type: str
         required: true
       node_ip:
-        description: The node's address; must lie outside O(cluster_cidr) and O(service_cidr).
+        description:
+          - The node's address, unique among the nodes; must lie outside O(cluster_cidr) and O(service_cidr).
         type: str
       pod_cidr:
         description:
@@ -70,9 +71,21 @@ options:
           - A node never moves, so a pin that differs from the node's recorded allocation is an error.
         type: str
   allocations:
-    description: Recorded allocations, node name to pod CIDR, as returned by earlier runs.
+    description:
+      - Recorded allocations, node name to pod CIDR, as returned by earlier runs (for example kept in each
+        node's local facts).
     type: dict
     default: {}
+  registered:
+    description:
+      - The blocks the cluster already holds, node name to C(node.spec.podCIDR) of each Node object in the
+        API.
+      - The cluster is the source of truth, and nothing is guessed when sources disagree. A node whose entry
+        here differs from its entry in O(allocations) is an error, as is a node registered here that is
+        neither in O(nodes) nor in O(release) (a Node the inventory lacks).
+    type: dict
+    default: {}
+    version_added: "0.2.0"
   max_pods:
     description: The kubelet's maxPods; every block must hold at least this many pod addresses.
     type: int
@@ -208,6 +221,7 @@ def main() -> None:
                 ),
             ),
             allocations=dict(type="dict", default={}),
+            registered=dict(type="dict", default={}),
             max_pods=dict(type="int", default=110),
             cluster_dns_index=dict(type="int", default=10),
             node_networks=dict(type="list", elements="str", default=[]),
@@ -235,6 +249,7 @@ def main() -> None:
             cluster_dns_index=params["cluster_dns_index"],
             node_networks=params["node_networks"],
             release=params["release"],
+            registered=params["registered"],
         )
     except CidrError as error:
         module.fail_json(msg=str(error))

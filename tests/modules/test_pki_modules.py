@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import stat
+import time
 from pathlib import Path
 
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def mode_of(path: Path) -> int:
@@ -158,6 +159,74 @@ def test_ca_csr_certificate_chain(run_module, tmp_path: Path) -> None:
     assert reissued["changed"]
     assert "it is not signed by the CA 'CN=test-ca'" in reissued["reasons"]
     verify_issued_by(x509.load_pem_x509_certificate(cert_path.read_bytes()), ca_x509)
+
+
+def write_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> str:
+    """A client certificate request, as scratch.kubernetes.csr would make it."""
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def not_before(cert: x509.Certificate) -> dt.datetime:
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return cert.not_valid_before.replace(tzinfo=dt.UTC)  # cryptography 38
+
+
+def test_certificate_renewal_on_request(run_module, tmp_path: Path) -> None:
+    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
+    signing_key = write_key(ca_key)
+    write_cert(ca_cert, "test-ca", signing_key.public_key(), signing_key, is_ca=True)
+    cert_path = tmp_path / "admin.crt"
+    args = {
+        "csr_content": write_csr(write_key(tmp_path / "admin.key"), "admin"),
+        "path": str(cert_path),
+        "ca_certificate_path": str(ca_cert),
+        "ca_privatekey_path": str(ca_key),
+    }
+    first = run_module("certificate", args)
+    assert first["changed"], first
+    content = cert_path.read_bytes()
+
+    # A renewal that starts a second after the signing; the module refuses a time still to come.
+    issued = not_before(x509.load_pem_x509_certificate(content)) + dt.timedelta(hours=1)
+    renewal = issued + dt.timedelta(seconds=1)
+    time.sleep(max(0.0, (renewal - dt.datetime.now(dt.UTC)).total_seconds()))
+    renew_args = {**args, "reissue_issued_before": renewal.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    reason = (
+        f"it was issued at {issued.isoformat()}, before reissue_issued_before ({renewal.isoformat()}): "
+        "reissue requested"
+    )
+
+    check = run_module("certificate", renew_args, check=True, diff=True)
+    assert check["changed"] and check["reasons"] == [reason], check
+    assert check["fingerprint"] is None and check["diff"]["before"]["fingerprint"] == first["fingerprint"]
+    assert cert_path.read_bytes() == content, "check mode wrote the certificate"
+
+    renewed = run_module("certificate", renew_args, diff=True)
+    assert renewed["changed"] and renewed["reasons"] == [reason], renewed
+    assert renewed["diff"]["before"]["fingerprint"] == first["fingerprint"] != renewed["fingerprint"]
+    assert renewed["diff"]["after"]["fingerprint"] == renewed["fingerprint"]
+    assert cert_path.read_bytes() != content
+    ca_x509 = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    verify_issued_by(x509.load_pem_x509_certificate(cert_path.read_bytes()), ca_x509)
+
+    # Issued after the time: a rerun of the same renewal keeps it.
+    content = cert_path.read_bytes()
+    recheck = run_module("certificate", renew_args, check=True)
+    assert not recheck["changed"] and recheck["reasons"] == [], recheck
+    rerun = run_module("certificate", renew_args)
+    assert not rerun["changed"] and rerun["reasons"] == [], rerun
+    assert cert_path.read_bytes() == content
+
+    failed = run_module("certificate", {**args, "reissue_issued_before": "2025-06-01 12:00"})
+    assert failed["failed"] and "has no UTC offset; add Z" in failed["msg"], failed
+    assert cert_path.read_bytes() == content
 
 
 def test_kubeconfig(run_module, tmp_path: Path) -> None:

@@ -403,12 +403,75 @@ def test_released_blocks_count_as_free_for_capacity():
         ({"a": "10.200.0.7/24"}, ("allocations entry of node 'a' 10.200.0.7/24 is not aligned",)),
         (
             {"a": "10.200.3.0/24", "b": "10.200.3.0/24"},
-            ("allocations give 10.200.3.0/24 to both 'a' and 'b'", "correct the recorded allocation"),
+            ("nodes 'a' and 'b' both claim pod block 10.200.3.0/24", "reset one of them"),
         ),
     ],
 )
 def test_invalid_recorded_allocations(allocations, phrases):
     fails(*phrases, allocations=allocations)
+
+
+# The cluster's Node objects as a second record
+
+
+def test_registered_blocks_are_kept_like_recorded_ones_and_new_nodes_avoid_them():
+    result = run(nodes=nodes("a", "b", "new"), registered={"a": "10.200.0.0/24", "b": "10.200.1.0/24"})
+    assert result.cidr_map() == {"a": "10.200.0.0/24", "b": "10.200.1.0/24", "new": "10.200.2.0/24"}
+    assert result.new_nodes == ["new"]
+
+
+def test_records_and_registrations_are_merged_when_they_agree():
+    result = run(
+        nodes=nodes("a", "b", "c"),
+        allocations={"a": "10.200.0.0/24", "c": "10.200.5.0/24"},
+        registered={"a": "10.200.0.0/24", "b": "10.200.3.0/24"},
+    )
+    assert result.cidr_map() == {"a": "10.200.0.0/24", "b": "10.200.3.0/24", "c": "10.200.5.0/24"}
+    assert result.new_nodes == []
+
+
+def test_record_that_differs_from_the_node_object_is_an_error():
+    fails(
+        "node 'a' records pod block 10.200.4.0/24 on the node, but its Node object in the cluster has "
+        "podCIDR 10.200.0.0/24",
+        "reset the node",
+        nodes=nodes("a"),
+        allocations={"a": "10.200.4.0/24"},
+        registered={"a": "10.200.0.0/24"},
+    )
+
+
+def test_block_claimed_by_a_record_and_by_another_nodes_object_is_an_error():
+    fails(
+        "both claim pod block 10.200.1.0/24",
+        nodes=nodes("a", "b"),
+        allocations={"b": "10.200.1.0/24"},
+        registered={"a": "10.200.1.0/24"},
+    )
+
+
+def test_registered_node_missing_from_the_inventory_is_an_error():
+    fails(
+        "node 'ghost' is registered in the cluster with podCIDR 10.200.7.0/24 but is not in the inventory",
+        "playbooks/remove_node.yml -e node=ghost",
+        nodes=nodes("a"),
+        registered={"ghost": "10.200.7.0/24"},
+    )
+
+
+def test_registered_node_being_released_frees_its_block():
+    result = run(
+        nodes=nodes("a", "next"), registered={"a": "10.200.0.0/24", "gone": "10.200.1.0/24"}, release=["gone"]
+    )
+    assert result.cidr_map() == {"a": "10.200.0.0/24", "next": "10.200.1.0/24"}
+    assert result.released == ["gone"]
+
+
+def test_two_nodes_with_one_address_is_an_error():
+    fails(
+        "node_ip 192.168.5.20 is used by both 'a' and 'b'",
+        nodes=[{"name": "a", "node_ip": "192.168.5.20"}, {"name": "b", "node_ip": "192.168.5.20"}],
+    )
 
 
 # Service CIDR

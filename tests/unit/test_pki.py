@@ -458,6 +458,89 @@ def test_certificate_inside_renew_before_is_reissued(ca: CA, node_key, tmp_path:
     assert expired.reasons[0].startswith("it expired on")
 
 
+def test_requested_renewal_reissues_once(ca: CA, node_key, tmp_path: Path) -> None:
+    path = tmp_path / "node.crt"
+    issued = dt.datetime(2025, 5, 2, 9, 30, 12, tzinfo=dt.UTC)
+    ca.sign(node_csr(node_key), path, now=issued)
+    content = path.read_bytes()
+    renewal, when = "2025-06-01T12:00:00Z", issued + dt.timedelta(days=30, hours=3)
+    outcome = ca.sign(node_csr(node_key), path, reissue_issued_before=renewal, now=when)
+    assert outcome.reasons == [
+        "it was issued at 2025-05-02T09:30:12+00:00, before reissue_issued_before "
+        "(2025-06-01T12:00:00+00:00): reissue requested"
+    ]
+    assert path.read_bytes() != content
+    assert outcome.after["fingerprint"] != outcome.before["fingerprint"]
+    verify_issued_by(load_cert(path), load_cert(ca.cert))
+    # The same renewal again, later in the run or in a rerun, keeps what it issued.
+    content = path.read_bytes()
+    later = when + dt.timedelta(minutes=5)
+    again = ca.sign(node_csr(node_key), path, reissue_issued_before=renewal, now=later)
+    assert not again.changed and path.read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    "renewal",
+    [
+        "2025-06-01T12:00:00.900000+00:00",  # same second as the signing: certificates have no fractions
+        "2025-06-01T14:00:00+02:00",  # the same instant in another offset
+        "2025-06-01T11:30:00Z",  # after notBefore, which is backdated an hour, but before the signing
+    ],
+)
+def test_certificate_issued_at_or_after_the_time_is_kept(
+    ca: CA, node_key, tmp_path: Path, renewal: str
+) -> None:
+    path = tmp_path / "node.crt"
+    signed = dt.datetime(2025, 6, 1, 12, 0, 0, 950000, tzinfo=dt.UTC)
+    ca.sign(node_csr(node_key), path, now=signed)
+    content = path.read_bytes()
+    outcome = ca.sign(
+        node_csr(node_key), path, reissue_issued_before=renewal, now=signed + dt.timedelta(minutes=1)
+    )
+    assert not outcome.changed and outcome.reasons == []
+    assert path.read_bytes() == content
+
+
+def test_requested_renewal_in_check_mode_writes_nothing(ca: CA, node_key, tmp_path: Path) -> None:
+    path = tmp_path / "node.crt"
+    ca.sign(node_csr(node_key), path, now=dt.datetime(2025, 5, 2, tzinfo=dt.UTC))
+    content = path.read_bytes()
+    outcome = ca.sign(
+        node_csr(node_key),
+        path,
+        reissue_issued_before="2025-06-01T12:00:00Z",
+        check_mode=True,
+        now=dt.datetime(2025, 6, 2, tzinfo=dt.UTC),
+    )
+    assert len(outcome.reasons) == 1 and outcome.reasons[0].endswith("reissue requested")
+    assert outcome.facts["serial"] is None and "fingerprint" not in outcome.after
+    assert outcome.before["fingerprint"]
+    assert path.read_bytes() == content
+
+
+def test_empty_renewal_time_requests_nothing(ca: CA, node_key, tmp_path: Path) -> None:
+    path = tmp_path / "node.crt"
+    ca.sign(node_csr(node_key), path)
+    assert not ca.sign(node_csr(node_key), path, reissue_issued_before="").changed
+
+
+@pytest.mark.parametrize(
+    ("renewal", "message"),
+    [
+        ("yesterday", "is not an ISO 8601 time"),
+        ("2025-06-01T12:00:00", "has no UTC offset; add Z"),
+        ("2999-01-01T00:00:00Z", "is later than now"),
+    ],
+)
+def test_unusable_renewal_time_fails(ca: CA, node_key, tmp_path: Path, renewal: str, message: str) -> None:
+    path = tmp_path / "node.crt"
+    ca.sign(node_csr(node_key), path)
+    content = path.read_bytes()
+    with pytest.raises(SettingError, match=message):
+        ca.sign(node_csr(node_key), path, reissue_issued_before=renewal)
+    assert path.read_bytes() == content
+
+
 def test_check_mode_reports_and_writes_nothing(ca: CA, node_key, tmp_path: Path) -> None:
     path = tmp_path / "node.crt"
     outcome = ca.sign(node_csr(node_key), path, check_mode=True)

@@ -9,6 +9,7 @@ follow the settings instead of repeating them.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
@@ -67,25 +68,38 @@ class Node:
         return "masters" in self.groups
 
 
-def _load_nodes() -> list[Node]:
+def _load_platforms() -> list[Node]:
     platforms = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["platforms"]
     return [Node(p["name"], p["networks"][0]["ipv4_address"], tuple(p.get("groups", []))) for p in platforms]
 
 
-NODES = _load_nodes()
+PLATFORMS = _load_platforms()
+# The cluster's nodes; the spare machines join only when a test adds them (add_node.yml).
+NODES = [node for node in PLATFORMS if {"masters", "minions"} & set(node.groups)]
+SPARES = [node for node in PLATFORMS if "spare" in node.groups]
 MASTERS = [node for node in NODES if node.is_master]
 MINIONS = [node for node in NODES if not node.is_master]
 MASTER = MASTERS[0]
 APISERVER_URL = f"https://{MASTER.ip}:{SETTINGS['apiserver_port']}"
 
 
+# Tests that run playbooks go after those that only look, and the ones that change the cluster's
+# shape (add, remove, restore, reset) after those that expect it unchanged.
+STAGES = ("last", "lifecycle")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "last: run after every other test (it reruns the playbook)")
+    config.addinivalue_line("markers", "last: run after every test that only looks (it reruns the playbook)")
+    config.addinivalue_line(
+        "markers", "lifecycle: run after everything else, in file order (it reshapes the cluster)"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Stable sort: the slow playbook reruns go last, everything else keeps its order.
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    # Stable sort: everything else keeps its order.
+    items.sort(
+        key=lambda item: next((i + 1 for i, name in enumerate(STAGES) if item.get_closest_marker(name)), 0)
+    )
 
 
 def run(
@@ -261,3 +275,44 @@ def icmp_echo(address: str, timeout: float = 2) -> bool:
             if source == address and icmp[0] == 0 and icmp[4:6] == packet[4:6] and icmp[8:] == payload:
                 return True
     return False
+
+
+# --- The test bed's lock -----------------------------------------------------------------------
+
+LOCK = "/tmp/testbed.lock"
+
+
+def _lock_holders(path: str) -> set[int]:
+    """Processes holding a flock on path, from /proc/locks."""
+    status = os.stat(path)
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 14586 00:1e:12345 0 EOF"; a waiter's line has "->" after the number.
+        fields = line.split()
+        if fields[1] != "FLOCK":
+            continue
+        major, minor, inode = fields[5].split(":")
+        if int(inode) == status.st_ino and os.makedev(int(major, 16), int(minor, 16)) == status.st_dev:
+            holders.add(int(fields[4]))
+    return holders
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        pids.add(pid)
+    return pids
+
+
+@pytest.fixture(scope="session")
+def testbed_lock() -> Iterator[None]:
+    """The lock `flock /tmp/testbed.lock` takes, held from the first test that asks to the session's end.
+
+    Unless a parent already holds it (`flock /tmp/testbed.lock molecule test`): waiting for it
+    then would wait forever.
+    """
+    with open(LOCK, "a") as handle:
+        if not _lock_holders(LOCK) & _ancestors():
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
