@@ -59,6 +59,8 @@ BINARIES = [
     *("etcd", "etcdctl", "etcdutl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
     *("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr"),
 ]
+PROCESSES = ["etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy"]
+PROCESSES += ["containerd", "containerd-shim", "pause"]
 # What reset.yml must leave behind on a node: none of these.
 RESET_PATHS = [
     "/etc/kubernetes",
@@ -142,7 +144,8 @@ def leftovers(node: Node) -> list[str]:
     """Whatever of ours reset.yml should have removed and did not."""
     script = (
         f"for p in {' '.join(RESET_PATHS)}; do [ ! -e $p ] || echo path $p; done\n"
-        "pgrep -a -f 'kube-|kubelet|etcd|containerd' | sed 's/^/process /'\n"
+        # By process name (truncated to 15 characters): the script's own command line names them too.
+        f"pgrep -a -x '{'|'.join(PROCESSES)}' | sed 's/^/process /'\n"
         f"ip -o route show root {CLUSTER_CIDR} | sed 's/^/route /'\n"
         "ip -o link show | grep -E ': (cbr0|veth[^:]*)[:@]' | sed 's/^/link /'\n"
         "iptables-save | grep -E '^:KUBE-|pod-network' | sed 's/^/iptables /'\n"
