@@ -145,7 +145,7 @@ def leftovers(node: Node) -> list[str]:
     script = (
         f"for p in {' '.join(RESET_PATHS)}; do [ ! -e $p ] || echo path $p; done\n"
         # By process name (truncated to 15 characters): the script's own command line names them too.
-        f"pgrep -a -x '{'|'.join(PROCESSES)}' | sed 's/^/process /'\n"
+        f"ps -eo comm= | grep -xE '{'|'.join(PROCESSES)}' | sed 's/^/process /'\n"
         f"ip -o route show root {CLUSTER_CIDR} | sed 's/^/route /'\n"
         "ip -o link show | grep -E ': (cbr0|veth[^:]*)[:@]' | sed 's/^/link /'\n"
         "iptables-save | grep -E '^:KUBE-|pod-network' | sed 's/^/iptables /'\n"
