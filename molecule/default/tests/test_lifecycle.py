@@ -241,7 +241,7 @@ def test_renew_certificates_reissues_every_leaf_once(cluster: None, testbed_lock
         kept = {path for path in after if after[path] == before[node.name][path]}
         assert kept == {path for path in after if Path(path).name in CA_CERTIFICATES}, f"{node.name}: {kept}"
 
-    issued_before = re.search(r"pki_reissue_issued_before=(\S+)", result.output)
+    issued_before = re.search(r"pki_reissue_issued_before=([0-9T:Z-]+)", result.output)
     assert issued_before, result.tail()
     again = playbook(
         "playbooks/renew_certificates.yml", "-e", f"pki_reissue_issued_before={issued_before[1]}"

@@ -152,6 +152,13 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"corrupt_archive": str(corrupt), "alias_inventory": str(alias)}
 
 
+def _fill(text: str, files: dict[str, str]) -> str:
+    """Put the fixture's files in place of their {names} (str.format would trip on JSON's braces)."""
+    for name, path in files.items():
+        text = text.replace(f"{{{name}}}", path)
+    return text
+
+
 @pytest.mark.parametrize("bad", BAD_INPUTS)
 def test_bad_input_fails_clearly_and_changes_nothing(
     cluster: None, testbed_lock: None, bad_input_files: dict[str, str], bad: BadInput
@@ -159,8 +166,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(
     before = fingerprints()
     result = playbook(
         bad.playbook,
-        *(arg.format(**bad_input_files) for arg in bad.args),
-        inventories=[source.format(**bad_input_files) for source in bad.inventories],
+        *(_fill(arg, bad_input_files) for arg in bad.args),
+        inventories=[_fill(source, bad_input_files) for source in bad.inventories],
     )
     assert result.returncode != 0, result.tail()
     failures = result.failures()
