@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from conftest import NODES
+from conftest import NODES, REPO, node_exec
 
 from playbooks import assert_recap_unchanged, assert_unchanged, fingerprints, playbook, site_yml
 
@@ -103,6 +103,16 @@ BAD_INPUTS = [
     ),
     pytest.param(
         BadInput(
+            "site.yml",
+            (),
+            rf"node '{NODES[-1].name}' is registered in the cluster .* but is not in the inventory",
+            reaches_nodes=False,
+            inventories=("{short_inventory}",),
+        ),
+        id="inventory-lacking-a-node-of-the-cluster",
+    ),
+    pytest.param(
+        BadInput(
             "playbooks/remove_node.yml",
             ("-e", "node=no-such-node"),
             r"no-such-node is not a minion of this inventory",
@@ -139,7 +149,8 @@ BAD_INPUTS = [
 
 @pytest.fixture(scope="module")
 def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A truncated archive, and an inventory that names minion-1's machine a second time."""
+    """A truncated archive, an inventory that names minion-1's machine a second time, and one that
+    lacks a node of the cluster."""
     folder = tmp_path_factory.mktemp("bad-input")
     corrupt = folder / "corrupt.tar.gz"
     corrupt.write_bytes(gzip.compress(b"not a tar archive" * 64)[:200])
@@ -149,7 +160,14 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             {"all": {"children": {"minions": {"hosts": {"k8s-minion-9": {"ansible_host": "k8s-minion-1"}}}}}}
         )
     )
-    return {"corrupt_archive": str(corrupt), "alias_inventory": str(alias)}
+    # The test bed's inventory without its last minion, which the cluster still has.
+    short = folder / "short"
+    short.mkdir()
+    hosts = yaml.safe_load((REPO / "inventory/testbed/hosts.yml").read_text())
+    hosts["all"]["children"]["minions"]["hosts"].pop(NODES[-1].name)
+    (short / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (short / "group_vars").symlink_to(REPO / "inventory/testbed/group_vars")
+    return {"corrupt_archive": str(corrupt), "alias_inventory": str(alias), "short_inventory": str(short)}
 
 
 def _fill(text: str, files: dict[str, str]) -> str:
@@ -183,4 +201,26 @@ def test_bad_input_fails_clearly_and_changes_nothing(
         assert all(failure.task.startswith(f"{bad.failing_role} : ") for failure in matching), matching
     if "PLAY RECAP" in result.output:
         assert_recap_unchanged(result, NODES if bad.reaches_nodes else ())
+    assert_unchanged(before, fingerprints())
+
+
+RECORD = "/etc/ansible/facts.d/scratch_kubernetes.fact"
+
+
+def test_record_that_differs_from_the_cluster_stops_the_run(cluster: None, testbed_lock: None) -> None:
+    """A node whose own record of its pod block disagrees with its Node object: nothing is guessed."""
+    node, other = NODES[-1], NODES[0]
+    original = node_exec(node, "cat", RECORD).stdout
+    taken = json.loads(node_exec(other, "cat", RECORD).stdout)
+    before = fingerprints()
+    node_exec(node, "sh", "-c", f"cat > {RECORD}", input=json.dumps(taken))
+    try:
+        result = site_yml()
+    finally:
+        node_exec(node, "sh", "-c", f"cat > {RECORD}", input=original)
+    assert result.returncode != 0, result.tail()
+    messages = [message for failure in result.failures() for message in failure.messages]
+    wanted = f"node '{node.name}' records pod block {taken['pod_cidr']} on the node, but its Node object"
+    assert any(wanted in message for message in messages), messages
+    assert_recap_unchanged(result)
     assert_unchanged(before, fingerprints())
