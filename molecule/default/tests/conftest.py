@@ -141,7 +141,9 @@ def kubectl_json(*args: str) -> Any:
 
 def node_exec(node: Node | str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     name = node.name if isinstance(node, Node) else node
-    return run("docker", "exec", name, *args, **kwargs)
+    # Without -i, docker exec gives the command no stdin at all.
+    stdin = ["-i"] if kwargs.get("input") is not None else []
+    return run("docker", "exec", *stdin, name, *args, **kwargs)
 
 
 def node_allocation(node: Node) -> dict[str, str]:
