@@ -4,7 +4,7 @@
 #
 #   testbed.sh up        everything below, idempotent (what molecule's create runs)
 #   testbed.sh down      remove nodes, mirror server, network, firewall rule, outside host
-#   testbed.sh engine | image | mirror | network-up | network-down | serve | unserve
+#   testbed.sh engine | image | mirror | ssh-key | network-up | network-down | serve | unserve
 #
 # Every step is safe to repeat, and `down` also cleans up after a run that crashed halfway.
 set -euo pipefail
@@ -74,6 +74,16 @@ node_image() {
   docker import -c 'CMD ["/usr/local/sbin/node-init"]' -c 'ENV container=docker' "$layer/image.tar" "$tag" >/dev/null
   rm -rf "$layer"
   echo "$tag"
+}
+
+# The controller logs in to the nodes as root with this key, as operators' automation does;
+# molecule's create installs its public half in every node. It outlives `down`.
+ssh_key() {
+  local key=$state/ssh/id_ed25519
+  [ -f "$key" ] && return 0
+  command -v ssh-keygen >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+  install -d -m 0700 "$state/ssh"
+  ssh-keygen -q -t ed25519 -N '' -C scratch-kubernetes-testbed -f "$key"
 }
 
 mirror() {
@@ -173,12 +183,13 @@ case ${1:-} in
   engine) engine ;;
   image) engine && node_image ;;
   mirror) engine && mirror ;;
+  ssh-key) ssh_key ;;
   network-up) engine && network_up ;;
   network-down) network_down ;;
   serve) serve ;;
   unserve) unserve ;;
-  up) engine && node_image >/dev/null && mirror && network_up && serve ;;
+  up) engine && node_image >/dev/null && mirror && ssh_key && network_up && serve ;;
   # The controller-side state of the test cluster (its CAs, admin kubeconfig) goes with its nodes.
   down) remove_nodes && unserve && network_down && rm -rf "$HOME/.scratch-kubernetes/testbed" ;;
-  *) echo "usage: $0 up|down|engine|image|mirror|network-up|network-down|serve|unserve" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|engine|image|mirror|ssh-key|network-up|network-down|serve|unserve" >&2; exit 2 ;;
 esac

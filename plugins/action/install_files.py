@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Controller side of scratch.kubernetes.install_files (see the module's documentation).
+
+Sources are checksummed here; the node is asked once what it lacks; only that content travels,
+inline when small, copied to the node's temporary directory when large.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_bytes
+from ansible.plugins.action import ActionBase
+
+_MODULE = "scratch.kubernetes.install_files"
+# Sources at least this large are copied to the node as files and have their checksum cached.
+_LARGE = 1024 * 1024
+_CHUNK = 1024 * 1024
+
+_ENTRY_SPEC = {
+    "dest": {"type": "path", "required": True},
+    "src": {"type": "path"},
+    "content": {"type": "str"},
+    "mode": {"type": "str", "default": "0644"},
+    "owner": {"type": "str", "default": "root"},
+    "group": {"type": "str", "default": "root"},
+}
+_ARGUMENT_SPEC = {
+    "files": {
+        "type": "list",
+        "elements": "dict",
+        "required": True,
+        "options": _ENTRY_SPEC,
+        "mutually_exclusive": [["src", "content"]],
+        "required_one_of": [["src", "content"]],
+    },
+}
+
+
+def source_checksum(path: str) -> str:
+    """sha256 of a controller file; for a large one, cached beside it while size and mtime hold."""
+    info = os.stat(path)
+    if info.st_size < _LARGE:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.sha256")
+    stamp = f"{info.st_size} {info.st_mtime_ns}"
+    try:
+        with open(cache, encoding="ascii") as handle:
+            cached_stamp, _, digest = handle.read().strip().rpartition(" ")
+        if cached_stamp == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    # Several forks may write it at once: each writes a whole file and renames it into place.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(f"{stamp} {digest}\n")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only artifact directory only costs the cache
+    return digest
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        _, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
+        entries = []
+        for entry in args["files"]:
+            wanted = {key: entry[key] for key in ("dest", "mode", "owner", "group")}
+            if entry["content"] is not None:
+                data = to_bytes(entry["content"], errors="surrogate_or_strict")
+                wanted["sha256"] = hashlib.sha256(data).hexdigest()
+                entries.append((wanted, data, None))
+            else:
+                src = os.path.expanduser(entry["src"])
+                try:
+                    wanted["sha256"] = source_checksum(src)
+                except OSError as err:
+                    raise AnsibleActionFail(f"cannot read {src} on the controller for {entry['dest']}: {err}") from err
+                entries.append((wanted, None, src))
+
+        try:
+            query = self._execute_module(_MODULE, module_args={"files": [w for w, _, _ in entries]}, task_vars=task_vars)
+            if query.get("failed"):
+                return {**result, **query}
+            changed = list(query.get("changed_files", []))
+            diff = list(query.get("diff", []))
+            wanting = set(query.get("wanting", []))
+            if wanting and self._task.check_mode:
+                changed += [w["dest"] for w, _, _ in entries if w["dest"] in wanting]
+                diff += [{"before_header": dest, "after_header": dest, "after": "(new content)\n"} for dest in sorted(wanting)]
+            elif wanting:
+                files = [self._with_content(w, data, src) for w, data, src in entries if w["dest"] in wanting]
+                applied = self._execute_module(_MODULE, module_args={"files": files}, task_vars=task_vars)
+                if applied.get("failed"):
+                    return {**result, **applied}
+                changed += applied.get("changed_files", [])
+                diff += applied.get("diff", [])
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+        order = [w["dest"] for w, _, _ in entries]
+        result.update(changed=bool(changed), changed_files=sorted(set(changed), key=order.index))
+        if self._task.diff:
+            result["diff"] = diff
+        return result
+
+    def _with_content(self, wanted: dict[str, Any], data: bytes | None, src: str | None) -> dict[str, Any]:
+        if data is None and src is not None and os.path.getsize(src) < _LARGE:
+            with open(src, "rb") as handle:
+                data = handle.read()
+        if data is not None:
+            return {**wanted, "content_base64": base64.b64encode(data).decode()}
+        if not self._connection._shell.tmpdir:
+            self._make_tmp_path()
+        name = f"{wanted['sha256'][:16]}-{os.path.basename(wanted['dest'])}"
+        staged = self._connection._shell.join_path(self._connection._shell.tmpdir, name)
+        self._transfer_file(src, staged)
+        self._fixup_perms2((self._connection._shell.tmpdir, staged))
+        return {**wanted, "staged": staged}

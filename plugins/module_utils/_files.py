@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Files a node must hold, reconciled in one call.
+
+The controller describes each file by its destination, the sha256 of its content, its mode
+and its owner; the node compares that with what it has. Owner or mode alone are fixed in
+place; a file whose content differs is written (atomically, parents created) when its content
+came with the call, and reported as *wanting* it otherwise. A no-op run therefore costs one
+call that carries no content, however many and however large the files are.
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import os
+import pwd
+import shutil
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import atomic_writer
+
+# Text up to this size is shown whole in diffs; anything larger is summarized by checksum.
+DIFF_TEXT_LIMIT = 64 * 1024
+_CHUNK = 1024 * 1024
+
+
+class FileError(Exception):
+    """A file that cannot be put in place; the message names it and the reason."""
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class WantedFile:
+    """One file as the controller wants it. ``content`` or ``staged`` (a path on this host
+    holding the content) is set only when the content travels with the call."""
+
+    dest: str
+    sha256: str
+    mode: int
+    owner: str = "root"
+    group: str = "root"
+    content: bytes | None = None
+    staged: str | None = None
+
+
+@dataclass
+class Report:
+    changed: list[str] = field(default_factory=list)
+    wanting: list[str] = field(default_factory=list)
+    diff: list[dict[str, str]] = field(default_factory=list)
+
+
+def _ids(owner: str, group: str) -> tuple[int, int]:
+    try:
+        return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as err:
+        raise FileError(f"unknown owner or group {owner}:{group} on this host") from err
+
+
+def _names(info: os.stat_result) -> tuple[str, str]:
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    return owner, group
+
+
+def _before_text(path: str, info: os.stat_result | None) -> str:
+    if info is None:
+        return ""
+    if info.st_size > DIFF_TEXT_LIMIT:
+        return f"({info.st_size} bytes)\n"
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return f"({info.st_size} bytes of binary data)\n"
+
+
+def _after_text(wanted: WantedFile) -> str:
+    if wanted.content is not None and len(wanted.content) <= DIFF_TEXT_LIMIT:
+        try:
+            return wanted.content.decode()
+        except UnicodeDecodeError:
+            pass
+    return f"(content with sha256 {wanted.sha256})\n"
+
+
+def _write(wanted: WantedFile, uid: int, gid: int) -> None:
+    os.makedirs(os.path.dirname(wanted.dest) or ".", mode=0o755, exist_ok=True)
+    if wanted.staged is not None and sha256_file(wanted.staged) != wanted.sha256:
+        raise FileError(f"{wanted.dest}: the copy sent to this host does not match its checksum; run again")
+    with atomic_writer(wanted.dest, wanted.mode) as handle:
+        os.fchown(handle.fileno(), uid, gid)
+        if wanted.content is not None:
+            handle.write(wanted.content)
+        else:
+            with open(wanted.staged or "", "rb") as source:
+                shutil.copyfileobj(source, handle, _CHUNK)
+    if wanted.staged is not None:
+        os.unlink(wanted.staged)
+
+
+def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: bool = False) -> Report:
+    """Bring every file in ``files`` to its wanted state where this call can; see the module doc."""
+    report = Report()
+    for wanted in files:
+        uid, gid = _ids(wanted.owner, wanted.group)
+        try:
+            info: os.stat_result | None = os.stat(wanted.dest)
+        except FileNotFoundError:
+            info = None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise FileError(f"{wanted.dest} exists and is not a regular file; move it away")
+        same_content = info is not None and sha256_file(wanted.dest) == wanted.sha256
+        same_metadata = (
+            info is not None and stat.S_IMODE(info.st_mode) == wanted.mode and (info.st_uid, info.st_gid) == (uid, gid)
+        )
+        if same_content and same_metadata:
+            continue
+        if not same_content and wanted.content is None and wanted.staged is None:
+            report.wanting.append(wanted.dest)
+            continue
+        if want_diff:
+            before = _before_text(wanted.dest, info) if not same_content else ""
+            if info is not None:
+                owner, group = _names(info)
+                before += f"mode {stat.S_IMODE(info.st_mode):04o}, {owner}:{group}\n"
+            after = (_after_text(wanted) if not same_content else "") + f"mode {wanted.mode:04o}, {wanted.owner}:{wanted.group}\n"
+            report.diff.append({"before_header": wanted.dest, "after_header": wanted.dest, "before": before, "after": after})
+        report.changed.append(wanted.dest)
+        if check_mode:
+            continue
+        if same_content:
+            os.chown(wanted.dest, uid, gid)
+            os.chmod(wanted.dest, wanted.mode)
+        else:
+            _write(wanted, uid, gid)
+    return report
+
+
+def wanted_from_params(entries: list[dict[str, Any]]) -> list[WantedFile]:
+    """The module's ``files`` option as WantedFile records (mode given as an octal string).
+
+    Content comes as text (``content``) or as base64 (``content_base64``, what the action plugin
+    sends); a ``src`` is the action plugin's to resolve and is ignored here."""
+    files = []
+    for entry in entries:
+        try:
+            mode = int(str(entry["mode"]), 8)
+        except ValueError as err:
+            raise FileError(f"{entry['dest']}: mode {entry['mode']!r} is not an octal number") from err
+        content = entry.get("content")
+        data = content.encode() if content is not None else None
+        if entry.get("content_base64") is not None:
+            data = base64.b64decode(entry["content_base64"])
+        files.append(
+            WantedFile(
+                dest=entry["dest"],
+                sha256=entry.get("sha256") or hashlib.sha256(data or b"").hexdigest(),
+                mode=mode,
+                owner=entry.get("owner") or "root",
+                group=entry.get("group") or "root",
+                content=data,
+                staged=entry.get("staged"),
+            )
+        )
+    return files
