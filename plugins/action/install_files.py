@@ -26,7 +26,7 @@ _ENTRY_SPEC = {
     "dest": {"type": "path", "required": True},
     "src": {"type": "path"},
     "content": {"type": "str"},
-    "mode": {"type": "str", "default": "0644"},
+    "mode": {"type": "raw", "default": "0644"},
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
 }
@@ -74,7 +74,9 @@ def source_checksum(path: str) -> str:
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # The temporary directory is made only when a large file must travel: a no-op run is then
+    # one command on the node (with pipelining), not four.
+    TRANSFERS_FILES = False
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -82,6 +84,9 @@ class ActionModule(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
         entries = []
         for entry in args["files"]:
+            if not isinstance(entry["mode"], str):
+                # YAML reads an unquoted 0644 as the number 420.
+                raise AnsibleActionFail(f"{entry['dest']}: mode must be a quoted octal string such as \"0644\", not {entry['mode']!r}")
             wanted = {key: entry[key] for key in ("dest", "mode", "owner", "group")}
             if entry["content"] is not None:
                 data = to_bytes(entry["content"], errors="surrogate_or_strict")
@@ -104,7 +109,7 @@ class ActionModule(ActionBase):
             wanting = set(query.get("wanting", []))
             if wanting and self._task.check_mode:
                 changed += [w["dest"] for w, _, _ in entries if w["dest"] in wanting]
-                diff += [{"before_header": dest, "after_header": dest, "after": "(new content)\n"} for dest in sorted(wanting)]
+                diff += [{"before_header": dest, "after_header": dest, "before": "", "after": "(new content)\n"} for dest in sorted(wanting)]
             elif wanting:
                 files = [self._with_content(w, data, src) for w, data, src in entries if w["dest"] in wanting]
                 applied = self._execute_module(_MODULE, module_args={"files": files}, task_vars=task_vars)

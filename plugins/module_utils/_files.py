@@ -101,12 +101,23 @@ def _after_text(wanted: WantedFile) -> str:
     return f"(content with sha256 {wanted.sha256})\n"
 
 
+def _make_parents(directory: str) -> None:
+    """Missing parents 0755 whatever the umask (``makedirs`` applies it)."""
+    if not directory or os.path.isdir(directory):
+        return
+    _make_parents(os.path.dirname(directory))
+    os.mkdir(directory)
+    os.chmod(directory, 0o755)
+
+
 def _write(wanted: WantedFile, uid: int, gid: int) -> None:
-    os.makedirs(os.path.dirname(wanted.dest) or ".", mode=0o755, exist_ok=True)
+    _make_parents(os.path.dirname(wanted.dest))
     if wanted.staged is not None and sha256_file(wanted.staged) != wanted.sha256:
         raise FileError(f"{wanted.dest}: the copy sent to this host does not match its checksum; run again")
     with atomic_writer(wanted.dest, wanted.mode) as handle:
         os.fchown(handle.fileno(), uid, gid)
+        # A change of owner clears setuid and setgid: set the mode again after it.
+        os.fchmod(handle.fileno(), wanted.mode)
         if wanted.content is not None:
             handle.write(wanted.content)
         else:
@@ -165,6 +176,8 @@ def wanted_from_params(entries: list[dict[str, Any]]) -> list[WantedFile]:
             mode = int(str(entry["mode"]), 8)
         except ValueError as err:
             raise FileError(f"{entry['dest']}: mode {entry['mode']!r} is not an octal number") from err
+        if not 0 <= mode <= 0o7777:
+            raise FileError(f"{entry['dest']}: mode {entry['mode']!r} is not between 0000 and 7777")
         content = entry.get("content")
         data = content.encode() if content is not None else None
         if entry.get("content_base64") is not None:

@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: Apache-2.0
+"""All of a node's keys and CSRs in one call, and all of a run's certificates in another.
+
+The per-certificate checks stay those of ``_pki`` (key type, SANs, usages, expiry, issuer,
+reissue time); batching only removes the round trip per certificate.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from typing import Any
+
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    KeySpec,
+    Outcome,
+    PKIError,
+    _ensure_certificate,
+    csr_pem,
+    ensure_private_key,
+    load_ca,
+    load_private_key,
+    make_csr,
+    parse_timestamp,
+    spec_from_csr,
+)
+
+_KEY_MODE = 0o600
+
+
+def ensure_requests(directory: str, requests: Iterable[dict[str, Any]], *, check_mode: bool = False) -> Outcome:
+    """A key (ECDSA P-256, 0600) per request in ``directory``, kept when it fits, and its CSR.
+
+    ``facts["csrs"]`` lists ``{name, ca, csr}`` in request order; ``csr`` is None in check mode
+    for a key that is yet to be made.
+    """
+    reasons: list[str] = []
+    csrs: list[dict[str, Any]] = []
+    if not os.path.isdir(directory):
+        reasons.append(f"{directory} does not exist")
+        if not check_mode:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+    for request in requests:
+        path = os.path.join(directory, f"{request['name']}.key")
+        key_outcome = ensure_private_key(path, KeySpec(), check_mode=check_mode)
+        reasons += key_outcome.reasons
+        entry = {"name": request["name"], "ca": request.get("ca") or "ca", "csr": None}
+        csrs.append(entry)
+        if not os.path.exists(path):  # check mode, key yet to be made
+            continue
+        if stat.S_IMODE(os.stat(path).st_mode) != _KEY_MODE:
+            reasons.append(f"{path}: mode is not 0600")
+            if not check_mode:
+                os.chmod(path, _KEY_MODE)
+        csr = make_csr(
+            load_private_key(path),
+            request["common_name"],
+            request.get("organization") or (),
+            request.get("dns_names") or (),
+            request.get("ip_addresses") or (),
+            request.get("key_usage") or ("digital_signature", "key_encipherment"),
+            request.get("extended_key_usage") or ("client_auth",),
+        )
+        entry["csr"] = csr_pem(csr)
+    return Outcome(reasons, {"csrs": csrs})
+
+
+def ensure_certificates(
+    items: Iterable[dict[str, Any]],
+    *,
+    validity_days: int = 365,
+    renew_before_days: int = 30,
+    reissue_issued_before: str | None = None,
+    check_mode: bool = False,
+) -> Outcome:
+    """Sign each ``{path, csr, ca_certificate_path, ca_privatekey_path}`` that needs it.
+
+    Each CA is loaded once. ``facts["issued"]`` lists the paths (re)issued, or that would be.
+    """
+    issued_before = parse_timestamp(reissue_issued_before, "reissue_issued_before") if reissue_issued_before else None
+    cas: dict[tuple[str, str], Any] = {}
+    reasons: list[str] = []
+    issued: list[str] = []
+    for item in items:
+        path = item["path"]
+        if item.get("csr") is None:
+            if not check_mode:
+                raise PKIError(f"{path}: no certificate request came from the node; run again")
+            reasons.append(f"{path}: its key is yet to be made")
+            issued.append(path)
+            continue
+        ca = (item["ca_certificate_path"], item["ca_privatekey_path"])
+        if ca not in cas:
+            cas[ca] = load_ca(*ca)
+        ca_cert, ca_key = cas[ca]
+        if not check_mode:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        outcome = _ensure_certificate(
+            path,
+            spec_from_csr(item["csr"]),
+            ca_key,
+            ca_cert,
+            validity_days,
+            renew_before_days,
+            check_mode,
+            None,
+            issued_before,
+        )
+        if outcome.changed:
+            reasons += [f"{path}: {reason}" for reason in outcome.reasons]
+            issued.append(path)
+    return Outcome(reasons, {"issued": issued})
