@@ -10,17 +10,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import tempfile
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible.plugins.action import ActionBase
+from ansible_collections.scratch.kubernetes.plugins.module_utils._files import cached_sha256
 
 _MODULE = "scratch.kubernetes.install_files"
-# Sources at least this large are copied to the node as files and have their checksum cached.
+# Sources at least this large are copied to the node as files, not sent inline.
 _LARGE = 1024 * 1024
-_CHUNK = 1024 * 1024
 
 _ENTRY_SPEC = {
     "dest": {"type": "path", "required": True},
@@ -40,37 +39,6 @@ _ARGUMENT_SPEC = {
         "required_one_of": [["src", "content"]],
     },
 }
-
-
-def source_checksum(path: str) -> str:
-    """sha256 of a controller file; for a large one, cached beside it while size and mtime hold."""
-    info = os.stat(path)
-    if info.st_size < _LARGE:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.sha256")
-    stamp = f"{info.st_size} {info.st_mtime_ns}"
-    try:
-        with open(cache, encoding="ascii") as handle:
-            cached_stamp, _, digest = handle.read().strip().rpartition(" ")
-        if cached_stamp == stamp:
-            return digest
-    except (OSError, ValueError):
-        pass
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            sha.update(chunk)
-    digest = sha.hexdigest()
-    # Several forks may write it at once: each writes a whole file and renames it into place.
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(f"{stamp} {digest}\n")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only artifact directory only costs the cache
-    return digest
 
 
 class ActionModule(ActionBase):
@@ -95,7 +63,7 @@ class ActionModule(ActionBase):
             else:
                 src = os.path.expanduser(entry["src"])
                 try:
-                    wanted["sha256"] = source_checksum(src)
+                    wanted["sha256"] = cached_sha256(src)
                 except OSError as err:
                     raise AnsibleActionFail(f"cannot read {src} on the controller for {entry['dest']}: {err}") from err
                 entries.append((wanted, None, src))

@@ -44,6 +44,7 @@ from typing import BinaryIO
 
 from ansible.module_utils.urls import open_url
 from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import atomic_writer, write_atomic
+from ansible_collections.scratch.kubernetes.plugins.module_utils._files import cached_sha256
 
 CHUNK = 1 << 20
 CHECKSUM_FILE_LIMIT = 1 << 20
@@ -184,15 +185,14 @@ def parse_checksum_file(text: str, name: str, url: str) -> str:
 
 
 def file_sha256(path: str) -> str | None:
-    """sha256 of a regular file, or None when there is none."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    """sha256 of a regular file, or None when there is none.
+
+    A large file is read again only when its size or modification time changed (cached_sha256):
+    a no-op run does not rehash every installed binary.
+    """
+    if not os.path.isfile(path):
         return None
-    return digest.hexdigest()
+    return cached_sha256(path)
 
 
 def _attempt(url: str, handle: BinaryIO, transport: Transport, limit: int | None) -> str:

@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import 
 # Text up to this size is shown whole in diffs; anything larger is summarized by checksum.
 DIFF_TEXT_LIMIT = 64 * 1024
 _CHUNK = 1024 * 1024
+# Files at least this large have their checksum cached (cached_sha256).
+_CACHED_FROM = 1024 * 1024
 
 
 class FileError(Exception):
@@ -37,6 +40,36 @@ def sha256_file(path: str) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cached_sha256(path: str) -> str:
+    """sha256 of a file; for a large one, kept beside it (``.NAME.sha256``) while size and mtime hold.
+
+    Used on the controller, where release binaries are checksummed on every run for every node:
+    a file whose size and modification time are those recorded is not read again.
+    """
+    info = os.stat(path)
+    if info.st_size < _CACHED_FROM:
+        return sha256_file(path)
+    cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.sha256")
+    stamp = f"{info.st_size} {info.st_mtime_ns}"
+    try:
+        with open(cache, encoding="ascii") as handle:
+            cached_stamp, _, digest = handle.read().strip().rpartition(" ")
+        if cached_stamp == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    digest = sha256_file(path)
+    # Several forks may write it at once: each writes a whole file and renames it into place.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(f"{stamp} {digest}\n")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only artifact directory only costs the cache
+    return digest
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_collections.scratch.kubernetes.plugins.action.install_files import source_checksum
+from ansible_collections.scratch.kubernetes.plugins.module_utils._files import cached_sha256
 from ansible_collections.scratch.kubernetes.plugins.module_utils._files import (
     DIFF_TEXT_LIMIT,
     FileError,
@@ -317,7 +317,7 @@ def test_sha256_file_reads_in_chunks(tmp_path: Path) -> None:
     assert sha256_file(str(path)) == sha256(data)
 
 
-# ---------------------------------------------------------------------------- source_checksum
+# ---------------------------------------------------------------------------- cached_sha256
 
 
 def sidecar(path: Path) -> Path:
@@ -334,40 +334,40 @@ def test_small_source_is_hashed_without_a_sidecar(tmp_path: Path) -> None:
     data = os.urandom(MIB - 1)
     path = tmp_path / "kubectl"
     path.write_bytes(data)
-    assert source_checksum(str(path)) == sha256(data)
+    assert cached_sha256(str(path)) == sha256(data)
     assert [p.name for p in tmp_path.iterdir()] == ["kubectl"]
 
 
-def test_large_source_checksum_is_cached_and_reused(tmp_path: Path) -> None:
+def test_large_cached_sha256_is_cached_and_reused(tmp_path: Path) -> None:
     data = os.urandom(MIB)
     path = tmp_path / "kubelet"
     path.write_bytes(data)
-    assert source_checksum(str(path)) == sha256(data)
+    assert cached_sha256(str(path)) == sha256(data)
     assert sidecar(path).read_text() == f"{stamp(path)} {sha256(data)}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".kubelet.sha256", "kubelet"]
 
     # Same stamp: the sidecar is believed, so a digest no hash of the file could give proves reuse.
     sidecar(path).write_text(f"{stamp(path)} {'0' * 64}\n")
-    assert source_checksum(str(path)) == "0" * 64
+    assert cached_sha256(str(path)) == "0" * 64
 
 
-def test_large_source_checksum_is_recomputed_when_mtime_or_size_changes(tmp_path: Path) -> None:
+def test_large_cached_sha256_is_recomputed_when_mtime_or_size_changes(tmp_path: Path) -> None:
     data = os.urandom(MIB)
     path = tmp_path / "kubelet"
     path.write_bytes(data)
-    source_checksum(str(path))
+    cached_sha256(str(path))
     sidecar(path).write_text(f"{stamp(path)} {'0' * 64}\n")
 
     info = path.stat()
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-    assert source_checksum(str(path)) == sha256(data)
+    assert cached_sha256(str(path)) == sha256(data)
     assert sidecar(path).read_text() == f"{stamp(path)} {sha256(data)}\n"
 
     # New content of another size, mtime put back: the size alone invalidates the cache.
     mtime = path.stat().st_mtime_ns
     path.write_bytes(data + b"!")
     os.utime(path, ns=(mtime, mtime))
-    assert source_checksum(str(path)) == sha256(data + b"!")
+    assert cached_sha256(str(path)) == sha256(data + b"!")
 
 
 @pytest.mark.parametrize("content", ["", "garbage", "1 2\n", "\x00\x01"])
@@ -376,5 +376,5 @@ def test_unreadable_sidecar_is_replaced(tmp_path: Path, content: str) -> None:
     path = tmp_path / "etcd"
     path.write_bytes(data)
     sidecar(path).write_text(content)
-    assert source_checksum(str(path)) == sha256(data)
+    assert cached_sha256(str(path)) == sha256(data)
     assert sidecar(path).read_text() == f"{stamp(path)} {sha256(data)}\n"
