@@ -143,6 +143,20 @@ def _make_parents(directory: str) -> None:
     os.chmod(directory, 0o755)
 
 
+def _diff(wanted: WantedFile, info: os.stat_result | None, same_content: bool) -> dict[str, str]:
+    # A file others may not read (keys, kubeconfigs), before or after, keeps its content out of the output.
+    private = not wanted.mode & (info.st_mode if info else 0o7777) & 0o004
+    before = after = ""
+    if not same_content:
+        before = "(private file)\n" if private and info else _before_text(wanted.dest, info)
+        after = "(private file)\n" if private else _after_text(wanted)
+    if info is not None:
+        owner, group = _names(info)
+        before += f"mode {stat.S_IMODE(info.st_mode):04o}, {owner}:{group}\n"
+    after += f"mode {wanted.mode:04o}, {wanted.owner}:{wanted.group}\n"
+    return {"before_header": wanted.dest, "after_header": wanted.dest, "before": before, "after": after}
+
+
 def _write(wanted: WantedFile, uid: int, gid: int) -> None:
     _make_parents(os.path.dirname(wanted.dest))
     if wanted.staged is not None and sha256_file(wanted.staged) != wanted.sha256:
@@ -181,12 +195,7 @@ def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: b
             report.wanting.append(wanted.dest)
             continue
         if want_diff:
-            before = _before_text(wanted.dest, info) if not same_content else ""
-            if info is not None:
-                owner, group = _names(info)
-                before += f"mode {stat.S_IMODE(info.st_mode):04o}, {owner}:{group}\n"
-            after = (_after_text(wanted) if not same_content else "") + f"mode {wanted.mode:04o}, {wanted.owner}:{wanted.group}\n"
-            report.diff.append({"before_header": wanted.dest, "after_header": wanted.dest, "before": before, "after": after})
+            report.diff.append(_diff(wanted, info, same_content))
         report.changed.append(wanted.dest)
         if check_mode:
             continue

@@ -31,6 +31,7 @@ attributes:
   diff_mode:
     details:
       - Text files up to 64 KiB are shown whole, before and after; larger or binary files by size and checksum.
+      - A file whose mode keeps others from reading it (such as V(0600) or V(0640)) is never shown.
       - Mode and owner are shown for every changed file. Set C(no_log=true) on a task whose files hold secrets.
 options:
   files:

@@ -100,8 +100,9 @@ def test_diff_shows_text_change(run_module, layout: Layout) -> None:
         {
             "before_header": str(layout.config),
             "after_header": str(layout.config),
-            "before": f"{CONFIG}mode 0600, root:root\n",
-            "after": f"{new}mode 0600, root:root\n",
+            # 0600: the content is never shown.
+            "before": "(private file)\nmode 0600, root:root\n",
+            "after": "(private file)\nmode 0600, root:root\n",
         }
     ]
     assert layout.config.read_text() == new

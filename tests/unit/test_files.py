@@ -201,24 +201,31 @@ def test_setuid_mode_survives_a_write(tmp_path: Path) -> None:
 
 
 def test_diff_shows_small_text_whole_with_mode_and_owner(tmp_path: Path) -> None:
-    dest, new = tmp_path / "config", tmp_path / "new"
-    existing(dest, b"old: 1\n", 0o600)
+    """World-readable files are shown whole; a file others may not read (before or after) never is."""
+    dest, new, private = tmp_path / "config", tmp_path / "new", tmp_path / "private"
+    existing(dest, b"old: 1\n", 0o604)
+    existing(private, b"key: old\n", 0o600)
     report = reconcile(
-        [wanted(dest, b"new: 2\n", owner="nobody", group="nogroup"), wanted(new, b"fresh\n", 0o640)],
+        [
+            wanted(dest, b"new: 2\n", owner="nobody", group="nogroup"),
+            wanted(new, b"fresh\n", 0o640),
+            wanted(private, b"key: new\n", 0o644),
+        ],
         want_diff=True,
     )
     assert report.diff == [
         {
             "before_header": str(dest),
             "after_header": str(dest),
-            "before": "old: 1\nmode 0600, root:root\n",
+            "before": "old: 1\nmode 0604, root:root\n",
             "after": "new: 2\nmode 0644, nobody:nogroup\n",
         },
+        {"before_header": str(new), "after_header": str(new), "before": "", "after": "(private file)\nmode 0640, root:root\n"},
         {
-            "before_header": str(new),
-            "after_header": str(new),
-            "before": "",
-            "after": "fresh\nmode 0640, root:root\n",
+            "before_header": str(private),
+            "after_header": str(private),
+            "before": "(private file)\nmode 0600, root:root\n",
+            "after": "(private file)\nmode 0644, root:root\n",
         },
     ]
 
