@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes
@@ -41,6 +41,14 @@ _ARGUMENT_SPEC = {
 }
 
 
+class _Source(NamedTuple):
+    """A file to install: what the node is told (``wanted``), and its content or controller path."""
+
+    wanted: dict[str, Any]
+    data: bytes | None
+    src: str | None
+
+
 class ActionModule(ActionBase):
     # The temporary directory is made only when a large file must travel: a no-op run is then
     # one command on the node (with pipelining), not four.
@@ -49,37 +57,47 @@ class ActionModule(ActionBase):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
-        entries = []
+        args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)[1]
+        entries: list[_Source] = []
         for entry in args["files"]:
             if not isinstance(entry["mode"], str):
                 # YAML reads an unquoted 0644 as the number 420.
-                raise AnsibleActionFail(f"{entry['dest']}: mode must be a quoted octal string such as \"0644\", not {entry['mode']!r}")
+                raise AnsibleActionFail(
+                    f'{entry["dest"]}: mode must be a quoted octal string such as "0644", '
+                    f"not {entry['mode']!r}"
+                )
             wanted = {key: entry[key] for key in ("dest", "mode", "owner", "group")}
             if entry["content"] is not None:
                 data = to_bytes(entry["content"], errors="surrogate_or_strict")
                 wanted["sha256"] = hashlib.sha256(data).hexdigest()
-                entries.append((wanted, data, None))
+                entries.append(_Source(wanted, data, None))
             else:
                 src = os.path.expanduser(entry["src"])
                 try:
                     wanted["sha256"] = cached_sha256(src)
                 except OSError as err:
-                    raise AnsibleActionFail(f"cannot read {src} on the controller for {entry['dest']}: {err}") from err
-                entries.append((wanted, None, src))
+                    raise AnsibleActionFail(
+                        f"cannot read {src} on the controller for {entry['dest']}: {err}"
+                    ) from err
+                entries.append(_Source(wanted, None, src))
 
         try:
-            query = self._execute_module(_MODULE, module_args={"files": [w for w, _, _ in entries]}, task_vars=task_vars)
+            query = self._execute_module(
+                _MODULE, module_args={"files": [entry.wanted for entry in entries]}, task_vars=task_vars
+            )
             if query.get("failed"):
                 return {**result, **query}
             changed = list(query.get("changed_files", []))
             diff = list(query.get("diff", []))
             wanting = set(query.get("wanting", []))
             if wanting and self._task.check_mode:
-                changed += [w["dest"] for w, _, _ in entries if w["dest"] in wanting]
-                diff += [{"before_header": dest, "after_header": dest, "before": "", "after": "(new content)\n"} for dest in sorted(wanting)]
+                changed += [entry.wanted["dest"] for entry in entries if entry.wanted["dest"] in wanting]
+                diff += [
+                    {"before_header": dest, "after_header": dest, "before": "", "after": "(new content)\n"}
+                    for dest in sorted(wanting)
+                ]
             elif wanting:
-                files = [self._with_content(w, data, src) for w, data, src in entries if w["dest"] in wanting]
+                files = [self._with_content(*entry) for entry in entries if entry.wanted["dest"] in wanting]
                 applied = self._execute_module(_MODULE, module_args={"files": files}, task_vars=task_vars)
                 if applied.get("failed"):
                     return {**result, **applied}
@@ -88,7 +106,7 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
-        order = [w["dest"] for w, _, _ in entries]
+        order = [entry.wanted["dest"] for entry in entries]
         result.update(changed=bool(changed), changed_files=sorted(set(changed), key=order.index))
         if self._task.diff:
             result["diff"] = diff

@@ -55,7 +55,7 @@ def cached_sha256(path: str) -> str:
     stamp = f"{info.st_size} {info.st_mtime_ns}"
     try:
         with open(cache, encoding="ascii") as handle:
-            cached_stamp, _, digest = handle.read().strip().rpartition(" ")
+            cached_stamp, digest = handle.read().strip().rsplit(" ", 1)
         if cached_stamp == stamp:
             return digest
     except (OSError, ValueError):
@@ -187,7 +187,9 @@ def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: b
             raise FileError(f"{wanted.dest} exists and is not a regular file; move it away")
         same_content = info is not None and sha256_file(wanted.dest) == wanted.sha256
         same_metadata = (
-            info is not None and stat.S_IMODE(info.st_mode) == wanted.mode and (info.st_uid, info.st_gid) == (uid, gid)
+            info is not None
+            and stat.S_IMODE(info.st_mode) == wanted.mode
+            and (info.st_uid, info.st_gid) == (uid, gid)
         )
         if same_content and same_metadata:
             continue

@@ -29,7 +29,9 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
 _KEY_MODE = 0o600
 
 
-def ensure_requests(directory: str, requests: Iterable[dict[str, Any]], *, check_mode: bool = False) -> Outcome:
+def ensure_requests(
+    directory: str, requests: Iterable[dict[str, Any]], *, check_mode: bool = False
+) -> Outcome:
     """A key (ECDSA P-256, 0600) per request in ``directory``, kept when it fits, and its CSR.
 
     ``facts["csrs"]`` lists ``{name, ca, csr}`` in request order; ``csr`` is None in check mode
@@ -78,7 +80,9 @@ def ensure_certificates(
 
     Each CA is loaded once. ``facts["issued"]`` lists the paths (re)issued, or that would be.
     """
-    issued_before = parse_timestamp(reissue_issued_before, "reissue_issued_before") if reissue_issued_before else None
+    issued_before = (
+        parse_timestamp(reissue_issued_before, "reissue_issued_before") if reissue_issued_before else None
+    )
     cas: dict[tuple[str, str], Any] = {}
     reasons: list[str] = []
     issued: list[str] = []

@@ -76,7 +76,9 @@ EXAMPLES = r"""
   scratch.kubernetes.certificate_requests:
     directory: /var/lib/kubelet/pki
     requests:
-      - {name: kubelet-client, common_name: "system:node:{{ inventory_hostname }}", organization: [system:nodes]}
+      - name: kubelet-client
+        common_name: system:node:{{ inventory_hostname }}
+        organization: [system:nodes]
       - name: kubelet-server
         common_name: system:node:{{ inventory_hostname }}
         dns_names: ["{{ inventory_hostname }}"]
@@ -135,7 +137,9 @@ def main() -> None:
     )
     require(module, "cryptography")
     try:
-        outcome = ensure_requests(module.params["directory"], module.params["requests"], check_mode=module.check_mode)
+        outcome = ensure_requests(
+            module.params["directory"], module.params["requests"], check_mode=module.check_mode
+        )
     except (PKIError, OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=outcome.changed, reasons=outcome.reasons, **outcome.facts)

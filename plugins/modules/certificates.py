@@ -13,7 +13,8 @@ description:
     M(scratch.kubernetes.certificate) handles its one certificate, with the same checks deciding whether an
     existing certificate is kept (key, subject, SANs, usages, CA, issuer, expiry, O(reissue_issued_before));
     each CA is loaded once, and missing parent directories are created with mode 0755.
-  - One call signs the requests of every node of a play, as returned by M(scratch.kubernetes.certificate_requests).
+  - One call signs the requests of every node of a play, as returned by
+    M(scratch.kubernetes.certificate_requests).
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
 attributes:
@@ -83,7 +84,7 @@ reasons:
   returned: success
   type: list
   elements: str
-  sample: ["/root/.scratch-kubernetes/testbed/pki/issued/node-1/kubelet-client.crt: it expires within 30 days"]
+  sample: ["/root/.scratch-kubernetes/testbed/pki/issued/node-1/kubelet.crt: it expires within 30 days"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

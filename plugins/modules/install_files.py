@@ -9,8 +9,8 @@ short_description: Put a set of files from the controller on a node, in one roun
 version_added: "0.2.0"
 author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
-  - The one way the roles put files on a node: release binaries, certificates, configuration files and
-    systemd units. Each entry of O(files) comes from a file on the controller (O(files[].src)) or from
+  - The one way the roles put files on a node (release binaries, certificates, configuration files and
+    systemd units). Each entry of O(files) comes from a file on the controller (O(files[].src)) or from
     text (O(files[].content), for example a C(lookup('ansible.builtin.template', ...))).
   - The action plugin checksums every source on the controller, then makes one call that compares them
     with the node's files. Files whose owner or mode alone differ are fixed by that call. Files whose content
@@ -25,14 +25,17 @@ extends_documentation_fragment:
   - scratch.kubernetes._attributes.FULL
 attributes:
   action:
+    description: Runs on the controller as an action plugin, which calls the module on the node.
     support: full
   check_mode:
     details: Reports which files would change; writes nothing.
   diff_mode:
     details:
-      - Text files up to 64 KiB are shown whole, before and after; larger or binary files by size and checksum.
-      - A file whose mode keeps others from reading it (such as V(0600) or V(0640)) is never shown.
-      - Mode and owner are shown for every changed file. Set C(no_log=true) on a task whose files hold secrets.
+      - Text files up to 64 KiB are shown whole, before and after; larger or binary files by size and
+        checksum.
+      - The content of a file that others may not read (mode V(0600) or V(0640), before or after) is never
+        shown.
+      - Mode and owner are shown for every changed file.
 options:
   files:
     description: The files to install.
@@ -77,9 +80,13 @@ EXAMPLES = r"""
 - name: Install the kubelet, its configuration and its unit
   scratch.kubernetes.install_files:
     files:
-      - {src: "{{ artifacts_dir }}/kubelet/{{ kube_version }}/kubelet", dest: /usr/local/bin/kubelet, mode: "0755"}
-      - {content: "{{ kubelet_config | to_nice_yaml }}", dest: /var/lib/kubelet/config.yaml}
-      - {content: "{{ lookup('ansible.builtin.template', 'kubelet.service.j2') }}", dest: /etc/systemd/system/kubelet.service}
+      - src: "{{ artifacts_dir }}/kubelet/{{ kube_version }}/kubelet"
+        dest: /usr/local/bin/kubelet
+        mode: "0755"
+      - content: "{{ kubelet_config | to_nice_yaml }}"
+        dest: /var/lib/kubelet/config.yaml
+      - content: "{{ lookup('ansible.builtin.template', 'kubelet.service.j2') }}"
+        dest: /etc/systemd/system/kubelet.service
   notify: Restart kubelet
 """
 

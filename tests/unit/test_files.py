@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ansible_collections.scratch.kubernetes.plugins.module_utils._files import cached_sha256
 from ansible_collections.scratch.kubernetes.plugins.module_utils._files import (
     DIFF_TEXT_LIMIT,
     FileError,
     WantedFile,
+    cached_sha256,
     reconcile,
     sha256_file,
     wanted_from_params,
@@ -220,7 +220,12 @@ def test_diff_shows_small_text_whole_with_mode_and_owner(tmp_path: Path) -> None
             "before": "old: 1\nmode 0604, root:root\n",
             "after": "new: 2\nmode 0644, nobody:nogroup\n",
         },
-        {"before_header": str(new), "after_header": str(new), "before": "", "after": "(private file)\nmode 0640, root:root\n"},
+        {
+            "before_header": str(new),
+            "after_header": str(new),
+            "before": "",
+            "after": "(private file)\nmode 0640, root:root\n",
+        },
         {
             "before_header": str(private),
             "after_header": str(private),
@@ -243,9 +248,9 @@ def test_diff_summarizes_large_and_binary_files(tmp_path: Path) -> None:
     binary = b"\x7fELF\xff\xfe\x00"
     new_text, new_binary = large_text + b"more\n", binary + b"\xff"
     files = {tmp_path / "large": (large_text, new_text), tmp_path / "binary": (binary, new_binary)}
-    for path, (old, _) in files.items():
+    for path, (old, _new) in files.items():
         existing(path, old)
-    report = reconcile([wanted(path, new) for path, (_, new) in files.items()], want_diff=True)
+    report = reconcile([wanted(path, new) for path, (_old, new) in files.items()], want_diff=True)
     large, binary_diff = report.diff
     assert large["before"] == f"({len(large_text)} bytes)\nmode 0644, root:root\n"
     assert large["after"] == f"(content with sha256 {sha256(new_text)})\nmode 0644, root:root\n"

@@ -1,0 +1,84 @@
+# SPDX-License-Identifier: Apache-2.0
+"""systemd units enabled and running, decided from one ``systemctl show`` of them all.
+
+``systemctl daemon-reload`` runs only when systemd says a unit file changed since it was loaded
+(``NeedDaemonReload``), not on every run: a reload re-reads every unit on the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+# Runs argv and returns (rc, stdout, stderr), as AnsibleModule.run_command does.
+Runner = Callable[[Sequence[str]], tuple[int, str, str]]
+
+_PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState", "NeedDaemonReload")
+
+
+class ServiceError(Exception):
+    """A unit that systemd cannot find, enable or start; the message names it and says why."""
+
+
+@dataclass
+class Report:
+    reloaded: bool = False
+    enabled: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.reloaded or bool(self.enabled or self.started)
+
+
+def _systemctl(run: Runner, *args: str) -> str:
+    rc, out, err = run(["systemctl", *args])
+    if rc != 0:
+        raise ServiceError(f"systemctl {' '.join(args)} failed ({rc}): {(err or out).strip()}")
+    return out
+
+
+def parse_show(output: str, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``systemctl show`` output (blank-line separated blocks, in the order asked) by unit name."""
+    blocks = [block for block in output.strip().split("\n\n") if block.strip()]
+    if len(blocks) != len(names):
+        raise ServiceError(
+            f"systemctl show returned {len(blocks)} units for {len(names)}: {', '.join(names)}"
+        )
+    states = {}
+    for name, block in zip(names, blocks, strict=True):
+        states[name] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    return states
+
+
+def _show(run: Runner, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    return parse_show(_systemctl(run, "show", "--property=" + ",".join(_PROPERTIES), "--", *names), names)
+
+
+def ensure_running(names: Sequence[str], run: Runner, *, check_mode: bool = False) -> Report:
+    """Every unit in ``names`` enabled and active; what was (or would be) done is reported."""
+    report = Report()
+    states = _show(run, names)
+    if any(
+        state.get("NeedDaemonReload") == "yes" or state.get("LoadState") == "not-found"
+        for state in states.values()
+    ):
+        report.reloaded = True
+        if check_mode:
+            return Report(True, list(names), [n for n in names if states[n].get("ActiveState") != "active"])
+        _systemctl(run, "daemon-reload")
+        states = _show(run, names)
+    missing = [name for name in names if states[name].get("LoadState") != "loaded"]
+    if missing:
+        raise ServiceError(f"systemd has no unit {', '.join(missing)}; install its unit file first")
+    report.enabled = [
+        name for name in names if states[name].get("UnitFileState") not in ("enabled", "static")
+    ]
+    report.started = [name for name in names if states[name].get("ActiveState") != "active"]
+    if check_mode:
+        return report
+    if report.enabled:
+        _systemctl(run, "enable", "--", *report.enabled)
+    if report.started:
+        _systemctl(run, "start", "--", *report.started)
+    return report
