@@ -37,13 +37,15 @@ timed() {
   results+=("$(printf '  %-44s %8ss' "$name" "$seconds")")
 }
 
-# An inventory that adds the named machines to the minions of inventory/testbed.
+# An inventory that adds the named machines to the minions of inventory/testbed; k8s-minion-N
+# has the address 172.31.250.(11+N), as the create playbook below gives it.
 minions() {
   local file=$logs/minions-$(echo "$@" | tr ' ' '-').yml
   python3 - "$file" "$@" <<'PY'
 import sys, yaml
 path, *names = sys.argv[1:]
-yaml.safe_dump({"all": {"children": {"minions": {"hosts": {name: None for name in names}}}}}, open(path, "w"))
+hosts = {name: {"ansible_host": f"172.31.250.{11 + int(name.rsplit('-', 1)[1])}"} for name in names}
+yaml.safe_dump({"all": {"children": {"minions": {"hosts": hosts}}}}, open(path, "w"))
 PY
   echo "$file"
 }

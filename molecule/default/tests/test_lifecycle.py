@@ -92,7 +92,8 @@ CA_CERTIFICATES = {"ca.crt", "etcd-ca.crt"}
 def with_spare(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """The test bed's inventory, plus the spare machine as a minion (as an operator adds one)."""
     path = tmp_path_factory.mktemp("inventory") / "spare.yml"
-    path.write_text(yaml.safe_dump({"all": {"children": {"minions": {"hosts": {SPARE.name: None}}}}}))
+    minion = {SPARE.name: {"ansible_host": SPARE.ip}}
+    path.write_text(yaml.safe_dump({"all": {"children": {"minions": {"hosts": minion}}}}))
     return ["inventory/testbed", str(path)]
 
 

@@ -155,11 +155,9 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     corrupt = folder / "corrupt.tar.gz"
     corrupt.write_bytes(gzip.compress(b"not a tar archive" * 64)[:200])
     alias = folder / "alias.yml"
-    alias.write_text(
-        yaml.safe_dump(
-            {"all": {"children": {"minions": {"hosts": {"k8s-minion-9": {"ansible_host": "k8s-minion-1"}}}}}}
-        )
-    )
+    # minion-1's machine under another name, over SSH or over the docker connection.
+    machine = {"ansible_host": "172.31.250.12", "ansible_docker_host": "k8s-minion-1"}
+    alias.write_text(yaml.safe_dump({"all": {"children": {"minions": {"hosts": {"k8s-minion-9": machine}}}}}))
     # The test bed's inventory without its last minion, which the cluster still has.
     short = folder / "short"
     short.mkdir()
