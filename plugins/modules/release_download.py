@@ -39,9 +39,10 @@ attributes:
       contents. In check mode the sha256 of a member not yet recorded is unknown until the archive is read.
 options:
   url:
-    description: HTTP(S) URL of the artifact; its last path component is its name in checksum files and cache.
+    description:
+      - HTTP(S) URL of the artifact; its last path component is its name in checksum files and cache.
+      - Required, with O(checksum) and O(dest), unless O(artifacts) is given.
     type: str
-    required: true
   checksum:
     description:
       - V(sha256:<64 hex digits>), or V(sha256:<url>) of a checksum file.
@@ -50,20 +51,18 @@ options:
         file name, without a leading C(./) or C(*), equals the last component of O(url) is used.
       - Other algorithms are rejected.
     type: str
-    required: true
   dest:
     description:
       - Without O(extract), the file to install.
       - With O(extract), the directory in which the members are installed.
     type: path
-    required: true
   mode:
     description:
       - Permissions of each installed file, as an octal string such as V("0755") or a symbolic mode.
       - An octal mode is set on the temporary file, so a new file never appears with other permissions; a
         symbolic mode is applied after the rename, on top of V(0755).
+      - Unset, V(0755).
     type: raw
-    default: "0755"
   owner:
     description: Owner of each installed file; unchanged when omitted.
     type: str
@@ -97,6 +96,44 @@ options:
       - A cached artifact is re-hashed before use and fetched again if it was damaged; with a cache, a
         second task installing the same artifact (or another member of it) makes no request at all.
     type: path
+  artifacts:
+    description:
+      - Several artifacts in one call, each handled as if given alone, in order; the other options
+        (O(cache_dir), O(owner), O(group), O(retries), O(timeout), O(validate_certs), O(force), and O(mode)
+        where an artifact names none) apply to all. Results are in RV(results).
+      - One call costs one module run on the controller instead of one per artifact.
+    type: list
+    elements: dict
+    version_added: "0.2.0"
+    suboptions:
+      url:
+        description: As O(url).
+        type: str
+        required: true
+      checksum:
+        description: As O(checksum).
+        type: str
+        required: true
+      dest:
+        description: As O(dest).
+        type: path
+        required: true
+      mode:
+        description: As O(mode).
+        type: raw
+      extract:
+        description: As O(extract).
+        type: dict
+        suboptions:
+          members:
+            description: As O(extract.members).
+            type: list
+            elements: str
+            required: true
+          strip_components:
+            description: As O(extract.strip_components).
+            type: int
+            default: 0
   retries:
     description: How often a failed transfer is tried again, so V(retries+1) attempts in all.
     type: int
@@ -163,9 +200,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+results:
+  description: With O(artifacts), one entry per artifact with the return values below, in order.
+  returned: when O(artifacts) is given
+  type: list
+  elements: dict
+  sample: [{url: https://dl.k8s.io/release/v1.34.1/bin/linux/amd64/kubectl, changed: false}]
+  version_added: "0.2.0"
 dest:
   description: The O(dest) option, as given.
-  returned: always
+  returned: success without O(artifacts)
   type: str
   sample: /usr/local/bin/kubectl
 url:
@@ -219,31 +263,26 @@ def _initial_mode(mode: object) -> int:
         return 0o755
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type="str", required=True),
-            checksum=dict(type="str", required=True),
-            dest=dict(type="path", required=True),
-            mode=dict(type="raw", default="0755"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            extract=dict(
-                type="dict",
-                options=dict(
-                    members=dict(type="list", elements="str", required=True),
-                    strip_components=dict(type="int", default=0),
-                ),
-            ),
-            cache_dir=dict(type="path"),
-            retries=dict(type="int", default=3),
-            timeout=dict(type="int", default=60),
-            validate_certs=dict(type="bool", default=True),
-            force=dict(type="bool", default=False),
+_ARTIFACT_OPTIONS = dict(
+    url=dict(type="str"),
+    checksum=dict(type="str"),
+    dest=dict(type="path"),
+    mode=dict(type="raw"),
+    extract=dict(
+        type="dict",
+        options=dict(
+            members=dict(type="list", elements="str", required=True),
+            strip_components=dict(type="int", default=0),
         ),
-        supports_check_mode=True,
-    )
-    params = module.params
+    ),
+)
+
+
+_REQUIRED = ("url", "checksum", "dest")
+
+
+def _install(module: AnsibleModule, params: dict, transport: Transport) -> dict:
+    """One artifact: download, verify, install; then the file attributes of what it installed."""
     extract = params["extract"]
     release = Release(
         url=params["url"],
@@ -253,9 +292,6 @@ def main() -> None:
         extract=Extract(tuple(extract["members"]), extract["strip_components"]) if extract else None,
         cache_dir=params["cache_dir"],
         force=params["force"],
-    )
-    transport = Transport(
-        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"]
     )
     try:
         outcome = release_download(release, transport, check_mode=module.check_mode)
@@ -267,7 +303,7 @@ def main() -> None:
         # Sub-dicts of the diff, so Ansible records mode/owner/group changes per path.
         path_diff = dict(before=outcome.before[path], after=outcome.after[path])
         changed = module.set_fs_attributes_if_different(file_args, changed, diff=path_diff)
-    result = dict(
+    return dict(
         changed=changed,
         dest=params["dest"],
         url=params["url"],
@@ -275,9 +311,58 @@ def main() -> None:
         installed=outcome.installed,
         cached=outcome.cached,
         msg=outcome.msg if outcome.changed or not changed else f"{outcome.msg} File attributes updated.",
+        diff=dict(before=outcome.before, after=outcome.after),
     )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            **_ARTIFACT_OPTIONS,
+            artifacts=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    _ARTIFACT_OPTIONS,
+                    **{name: dict(_ARTIFACT_OPTIONS[name], required=True) for name in _REQUIRED},
+                ),
+            ),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            cache_dir=dict(type="path"),
+            retries=dict(type="int", default=3),
+            timeout=dict(type="int", default=60),
+            validate_certs=dict(type="bool", default=True),
+            force=dict(type="bool", default=False),
+        ),
+        required_one_of=[("url", "artifacts")],
+        mutually_exclusive=[("artifacts", name) for name in ("url", "checksum", "dest", "extract")],
+        required_together=[_REQUIRED],
+        supports_check_mode=True,
+    )
+    params = module.params
+    transport = Transport(
+        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"]
+    )
+    mode = params["mode"] if params["mode"] is not None else "0755"
+    if params["artifacts"] is None:
+        result = _install(module, dict(params, mode=mode), transport)
+        diff = result.pop("diff")
+        if module._diff:
+            result["diff"] = diff
+        module.exit_json(**result)
+    # Each artifact with the shared options, and its own mode if it names one.
+    results = []
+    diff: dict[str, dict] = {"before": {}, "after": {}}
+    for item in params["artifacts"]:
+        one = _install(module, dict(params, **dict(item, mode=item["mode"] or mode)), transport)
+        paths = one.pop("diff")
+        for side, values in diff.items():
+            values.update(paths[side])
+        results.append(one)
+    result = dict(changed=any(one["changed"] for one in results), results=results)
     if module._diff:
-        result["diff"] = dict(before=outcome.before, after=outcome.after)
+        result["diff"] = diff
     module.exit_json(**result)
 
 

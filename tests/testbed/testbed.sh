@@ -28,6 +28,17 @@ host_sysctls=(kernel.panic kernel.panic_on_oops vm.overcommit_memory)
 
 log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+# Starts a daemon in the background without the caller's open files beyond stdio: a daemon
+# that inherited the descriptor of /tmp/testbed.lock would hold the test bed's lock forever.
+daemon() {
+  (
+    for fd in $(ls /proc/$BASHPID/fd); do
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec nohup "$@"
+  ) &
+}
+
 engine() {
   if ! command -v dockerd >/dev/null; then
     log "installing docker.io from Debian"
@@ -36,7 +47,7 @@ engine() {
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
-    nohup dockerd >"$state/dockerd.log" 2>&1 &
+    daemon dockerd >"$state/dockerd.log" 2>&1
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   fi
   docker info >/dev/null 2>&1 || { log "dockerd did not answer; see $state/dockerd.log"; exit 1; }
@@ -153,8 +164,7 @@ network_down() {
 serve() {
   local root=${MIRROR_ROOT:-$cache/mirror}
   if [ -f "$state/mirror.pid" ] && kill -0 "$(cat "$state/mirror.pid")" 2>/dev/null; then return; fi
-  nohup python3 -m http.server "$mirror_port" --bind "$host_ip" --directory "$root" \
-    >"$state/mirror.log" 2>&1 &
+  daemon python3 -m http.server "$mirror_port" --bind "$host_ip" --directory "$root" >"$state/mirror.log" 2>&1
   echo $! >"$state/mirror.pid"
   for _ in $(seq 50); do
     python3 - "$host_ip" "$mirror_port" <<'PY' && return 0
