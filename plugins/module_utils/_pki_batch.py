@@ -35,7 +35,7 @@ def ensure_requests(
     """A key (ECDSA P-256, 0600) per request in ``directory``, kept when it fits, and its CSR.
 
     ``facts["csrs"]`` lists ``{name, ca, csr}`` in request order; ``csr`` is None in check mode
-    for a key that is yet to be made.
+    for a key that is yet to be made or replaced.
     """
     reasons: list[str] = []
     csrs: list[dict[str, Any]] = []
@@ -49,7 +49,7 @@ def ensure_requests(
         reasons += key_outcome.reasons
         entry = {"name": request["name"], "ca": request.get("ca") or "ca", "csr": None}
         csrs.append(entry)
-        if not os.path.exists(path):  # check mode, key yet to be made
+        if check_mode and key_outcome.changed:  # key yet to be made, or to be replaced
             continue
         if stat.S_IMODE(os.stat(path).st_mode) != _KEY_MODE:
             reasons.append(f"{path}: mode is not 0600")
@@ -98,7 +98,7 @@ def ensure_certificates(
         if ca not in cas:
             cas[ca] = load_ca(*ca)
         ca_cert, ca_key = cas[ca]
-        if not check_mode:
+        if not check_mode and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         outcome = _ensure_certificate(
             path,

@@ -58,18 +58,22 @@ def _show(run: Runner, names: Sequence[str]) -> dict[str, dict[str, str]]:
 def ensure_running(names: Sequence[str], run: Runner, *, check_mode: bool = False) -> Report:
     """Every unit in ``names`` enabled and active; what was (or would be) done is reported."""
     report = Report()
+    if not names:
+        return report
     states = _show(run, names)
     if any(
         state.get("NeedDaemonReload") == "yes" or state.get("LoadState") == "not-found"
         for state in states.values()
     ):
         report.reloaded = True
-        if check_mode:
-            return Report(True, list(names), [n for n in names if states[n].get("ActiveState") != "active"])
-        _systemctl(run, "daemon-reload")
-        states = _show(run, names)
+        if not check_mode:
+            _systemctl(run, "daemon-reload")
+            states = _show(run, names)
+    masked = [name for name in names if states[name].get("LoadState") == "masked"]
+    if masked:
+        raise ServiceError(f"unit {', '.join(masked)} is masked; unmask it (systemctl unmask) to let it run")
     missing = [name for name in names if states[name].get("LoadState") != "loaded"]
-    if missing:
+    if missing and not check_mode:
         raise ServiceError(f"systemd has no unit {', '.join(missing)}; install its unit file first")
     report.enabled = [
         name for name in names if states[name].get("UnitFileState") not in ("enabled", "static")
