@@ -89,7 +89,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 csrs:
-  description: One entry per request, in order. C(csr) is null in check mode for a key yet to be made or replaced.
+  description:
+    - One entry per request, in order.
+    - C(csr) is null in check mode for a key yet to be made or replaced.
   returned: success
   type: list
   elements: dict
