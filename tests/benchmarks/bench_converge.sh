@@ -113,19 +113,19 @@ row "$docker" 10 "${tens[@]}"
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$1" "$2"; }
 echo "converge benchmark ($(git rev-parse --short HEAD), $(nproc) cores), logs in $logs"
-printf '  %-28s %10s %10s\n' "" "converge" "no-op"
+printf '  %-36s %10s %10s\n' "" "converge" "no-op"
 for connection in ssh "$docker"; do
   for size in 3 10; do
-    printf '  %-28s %9ss %9ss\n' "$connection, $size nodes" \
+    printf '  %-36s %9ss %9ss\n' "$connection, $size nodes" \
       "${seconds[$connection-$size-converge]}" "${seconds[$connection-$size-noop]}"
   done
-  printf '  %-28s %10s %10s\n' "$connection, 10 / 3" \
+  printf '  %-36s %10s %10s\n' "$connection, 10 / 3" \
     "$(ratio "${seconds[$connection-3-converge]}" "${seconds[$connection-10-converge]}")" \
     "$(ratio "${seconds[$connection-3-noop]}" "${seconds[$connection-10-noop]}")"
 done
 if [ -n "$mitogen" ]; then
-  printf '  %-28s %10s %9ss\n' "ssh + mitogen, 3 nodes" "" "${seconds[mitogen-3-noop]}"
-  printf '  %-28s %10s %9ss\n' "ssh + mitogen, 10 nodes" "" "${seconds[mitogen-10-noop]}"
+  printf '  %-36s %10s %9ss\n' "ssh + mitogen, 3 nodes" "" "${seconds[mitogen-3-noop]}"
+  printf '  %-36s %10s %9ss\n' "ssh + mitogen, 10 nodes" "" "${seconds[mitogen-10-noop]}"
 fi
 echo "ten slowest tasks, ssh, 3 nodes, converge:"
 slowest "$logs/ssh-3-converge.log"
