@@ -6,21 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_kubeconfig import kubeconfig_document
 
 
 def kubeconfig(server: str, cluster: str, user: str, ca: str, certificate: str, key: str) -> dict[str, Any]:
     if not server.startswith("https://"):
         raise AnsibleFilterError(f"kubeconfig: server {server!r} is not an https:// URL")
-    context = f"{user}@{cluster}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "clusters": [{"name": cluster, "cluster": {"certificate-authority": ca, "server": server}}],
-        "users": [{"name": user, "user": {"client-certificate": certificate, "client-key": key}}],
-        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
-        "current-context": context,
-    }
+    return kubeconfig_document(
+        cluster,
+        server,
+        {"certificate-authority": ca},
+        user,
+        {"client-certificate": certificate, "client-key": key},
+    )
 
 
 class FilterModule:

@@ -82,20 +82,26 @@ def build_kubeconfig(
     else:
         credentials = {"token": str(token)}
 
+    ca = {"certificate-authority-data": _b64(_pem(ca_certificate_path, "ca_certificate_path"))}
+    return kubeconfig_document(cluster_name, server, ca, user, credentials, context_name)
+
+
+def kubeconfig_document(
+    cluster_name: str,
+    server: str,
+    ca: dict[str, str],
+    user: str,
+    credentials: dict[str, str],
+    context_name: str | None = None,
+) -> dict[str, Any]:
+    """The kubeconfig's one cluster, user and context, whatever form the CA and credentials take
+    (embedded data here, file paths in the ``kubeconfig`` filter)."""
     context = context_name or f"{user}@{cluster_name}"
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [
-            {
-                "name": cluster_name,
-                "cluster": {
-                    "certificate-authority-data": _b64(_pem(ca_certificate_path, "ca_certificate_path")),
-                    "server": server,
-                },
-            }
-        ],
+        "clusters": [{"name": cluster_name, "cluster": {**ca, "server": server}}],
         "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": context, "context": {"cluster": cluster_name, "user": user}}],
         "current-context": context,
