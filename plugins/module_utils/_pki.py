@@ -17,6 +17,7 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -157,6 +158,16 @@ def write_file(path: str, data: bytes, mode: int, setting: str = "path") -> None
         raise PKIError(
             f"{setting} {path} cannot be written ({exc.strerror}); create its directory or fix permissions."
         ) from exc
+
+
+def ensure_mode(path: str, mode: int, *, check_mode: bool = False) -> str | None:
+    """Set ``path``'s permission bits to ``mode``; the reason when they differed."""
+    have = stat.S_IMODE(os.stat(path).st_mode)
+    if have == mode:
+        return None
+    if not check_mode:
+        os.chmod(path, mode)
+    return f"{path}: mode is {have:04o}, want {mode:04o}"
 
 
 # ---------------------------------------------------------------------------- cryptography 38

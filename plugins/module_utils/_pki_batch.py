@@ -8,7 +8,6 @@ reissue time); batching only removes the round trip per certificate.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +17,7 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     PKIError,
     _ensure_certificate,
     csr_pem,
+    ensure_mode,
     ensure_private_key,
     load_ca,
     load_private_key,
@@ -51,10 +51,8 @@ def ensure_requests(
         csrs.append(entry)
         if check_mode and key_outcome.changed:  # key yet to be made, or to be replaced
             continue
-        if stat.S_IMODE(os.stat(path).st_mode) != _KEY_MODE:
-            reasons.append(f"{path}: mode is not 0600")
-            if not check_mode:
-                os.chmod(path, _KEY_MODE)
+        if mode_reason := ensure_mode(path, _KEY_MODE, check_mode=check_mode):
+            reasons.append(mode_reason)
         csr = make_csr(
             load_private_key(path),
             request["common_name"],
@@ -78,12 +76,19 @@ def ensure_certificates(
 ) -> Outcome:
     """Sign each ``{path, csr, ca_certificate_path, ca_privatekey_path}`` that needs it.
 
-    Each CA is loaded once. ``facts["issued"]`` lists the paths (re)issued, or that would be.
+    Each CA is loaded once, before anything is written. ``facts["issued"]`` lists the paths
+    (re)issued, or that would be.
     """
     issued_before = (
         parse_timestamp(reissue_issued_before, "reissue_issued_before") if reissue_issued_before else None
     )
+    items = list(items)
+    # Every CA first: a broken one fails the call before any certificate is written, in check mode too.
     cas: dict[tuple[str, str], Any] = {}
+    for item in items:
+        ca = (item["ca_certificate_path"], item["ca_privatekey_path"])
+        if ca not in cas:
+            cas[ca] = load_ca(*ca)
     reasons: list[str] = []
     issued: list[str] = []
     for item in items:
@@ -94,10 +99,7 @@ def ensure_certificates(
             reasons.append(f"{path}: its key is yet to be made")
             issued.append(path)
             continue
-        ca = (item["ca_certificate_path"], item["ca_privatekey_path"])
-        if ca not in cas:
-            cas[ca] = load_ca(*ca)
-        ca_cert, ca_key = cas[ca]
+        ca_cert, ca_key = cas[item["ca_certificate_path"], item["ca_privatekey_path"]]
         if not check_mode and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         outcome = _ensure_certificate(

@@ -12,8 +12,8 @@ description:
   - For each entry of O(requests), keeps or makes the private key O(directory)/NAME.key on the node (ECDSA
     P-256, written atomically with mode 0600 from the start, as M(scratch.kubernetes.private_key) does) and
     returns a CSR for it, as M(scratch.kubernetes.csr) makes. Keys never leave the node.
-  - One call for all of a node's certificates; M(scratch.kubernetes.certificates) then signs every node's
-    requests on the controller in one call.
+  - One call for all of a node's certificates; M(scratch.kubernetes.node_certificates) calls it and signs the
+    requests on the controller in the same task.
   - A key of another type, or a file that holds no usable key, is replaced; a key with another mode gets 0600.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pki_requests import NAMES, REQUESTS
 from ansible_collections.scratch.kubernetes.plugins.module_utils import _pki_batch
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     KeySpec,
@@ -28,31 +29,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from test_pki import CA, load_cert, mode_of, spki, verify_issued_by
-
-REQUESTS: list[dict[str, Any]] = [
-    {
-        "name": "kubelet-client",
-        "common_name": "system:node:worker-1",
-        "organization": ["system:nodes"],
-    },
-    {
-        "name": "kubelet-server",
-        "ca": "ca",
-        "common_name": "system:node:worker-1",
-        "dns_names": ["worker-1"],
-        "ip_addresses": ["10.0.0.11"],
-        "extended_key_usage": ["server_auth"],
-    },
-    {
-        "name": "etcd-peer",
-        "ca": "etcd-ca",
-        "common_name": "worker-1",
-        "dns_names": ["worker-1"],
-        "ip_addresses": ["10.0.0.11"],
-        "extended_key_usage": ["client_auth", "server_auth"],
-    },
-]
-NAMES = [request["name"] for request in REQUESTS]
 
 
 def load_csr(pem: str) -> x509.CertificateSigningRequest:
@@ -84,7 +60,7 @@ def cas(tmp_path: Path) -> dict[str, CA]:
 
 
 def certificate_items(csrs: list[dict[str, Any]], cas: dict[str, CA], issued: Path) -> list[dict[str, Any]]:
-    """What roles/pki/tasks/issue.yml passes to certificates for one node's requests."""
+    """What the node_certificates action passes to ensure_certificates for one node's requests."""
     return [
         {
             "path": str(issued / f"{entry['name']}.crt"),
@@ -150,11 +126,11 @@ def test_key_with_mode_0644_is_set_to_0600(node_dir: Path) -> None:
     path.chmod(0o644)
 
     checked = ensure_requests(str(node_dir), REQUESTS, check_mode=True)
-    assert checked.reasons == [f"{path}: mode is not 0600"]
+    assert checked.reasons == [f"{path}: mode is 0644, want 0600"]
     assert mode_of(path) == 0o644, "check mode changed the mode"
 
     fixed = ensure_requests(str(node_dir), REQUESTS)
-    assert fixed.reasons == [f"{path}: mode is not 0600"]
+    assert fixed.reasons == [f"{path}: mode is 0644, want 0600"]
     assert mode_of(path) == 0o600 and path.read_bytes() == content
     assert not ensure_requests(str(node_dir), REQUESTS).changed
 

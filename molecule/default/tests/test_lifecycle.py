@@ -208,6 +208,26 @@ def test_limited_run_keeps_every_other_allocation_and_route(
     assert after == before
 
 
+def test_kernel_setting_changed_by_hand_is_reported_by_check_and_put_back_by_a_run(
+    cluster: None, testbed_lock: None
+) -> None:
+    node = NODES[-1]
+    node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=0")
+    try:
+        checked = site_yml("--check", "--limit", node.name)
+        assert checked.returncode == 0, checked.tail()
+        assert checked.recap()[node.name]["changed"] == 1, checked.tail()
+        assert node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+
+        repaired = site_yml("--limit", node.name)
+        assert repaired.returncode == 0, repaired.tail()
+        assert repaired.recap()[node.name]["changed"] == 1, repaired.tail()
+    finally:
+        forwarding = node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+        node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=1")
+    assert forwarding == "1"
+
+
 def test_remove_node_takes_it_out_everywhere_and_frees_its_block(
     cluster: None, testbed_lock: None, with_spare: list[str]
 ) -> None:
