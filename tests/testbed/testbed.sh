@@ -4,7 +4,7 @@
 #
 #   testbed.sh up        everything below, idempotent (what molecule's create runs)
 #   testbed.sh down      remove nodes, mirror server, network, firewall rule, outside host
-#   testbed.sh engine | image | mirror | ssh-key | network-up | network-down | serve | unserve
+#   testbed.sh engine | image | mirror | debian-repo | ssh-key | network-up | network-down | serve | unserve
 #
 # Every step is safe to repeat, and `down` also cleans up after a run that crashed halfway.
 set -euo pipefail
@@ -57,7 +57,8 @@ engine() {
 # debootstrap root file system (the slow part) depends on the package list alone.
 node_image() {
   local tag rootfs packages_hash
-  tag=scratch-kubernetes/node:$(cat "$here/node-image.packages" "$here/node-init" | sha256sum | cut -c1-12)
+  tag=scratch-kubernetes/node:$(cat "$here/node-image.packages" "$here/node-init" "$here/node-apt-sources.list" |
+    sha256sum | cut -c1-12)
   if docker image inspect "$tag" >/dev/null 2>&1; then echo "$tag"; return; fi
   packages_hash=$(sha256sum <"$here/node-image.packages" | cut -c1-12)
   local archive=$cache/node-rootfs-$packages_hash.tar
@@ -80,8 +81,11 @@ node_image() {
   local layer
   layer=$(mktemp -d "$cache/node-init.XXXXXX")
   install -D -m 0755 "$here/node-init" "$layer/usr/local/sbin/node-init"
+  install -D -m 0644 "$here/node-apt-sources.list" "$layer/etc/apt/sources.list"
   cp "$archive" "$layer/image.tar"
-  tar -C "$layer" --append -f "$layer/image.tar" ./usr/local/sbin/node-init
+  # docker import refuses duplicate paths: the root file system's own sources.list goes first.
+  tar --delete -f "$layer/image.tar" ./etc/apt/sources.list
+  tar -C "$layer" --append -f "$layer/image.tar" ./usr/local/sbin/node-init ./etc/apt/sources.list
   docker import -c 'CMD ["/usr/local/sbin/node-init"]' -c 'ENV container=docker' "$layer/image.tar" "$tag" >/dev/null
   rm -rf "$layer"
   echo "$tag"
@@ -100,6 +104,55 @@ ssh_key() {
 mirror() {
   "$here/build-mirror.sh"
   test_image
+  debian_repo
+}
+
+# The nodes cannot reach Debian's mirrors: the packages the roles install (debian-repo.packages)
+# come from a local repository, signed with the test bed's own key, under the mirror's /debian.
+# apt resolves against the node image's dpkg status, so the repository holds exactly what a node
+# lacks. The test-bed inventory points the nodes' apt at it (prereqs_apt_sources), as an
+# operator points machines at an internal mirror.
+debian_repo() {
+  local root=${MIRROR_ROOT:-$cache/mirror} keys=$state/apt recipe
+  local repo=$root/debian archive
+  archive=$cache/node-rootfs-$(sha256sum <"$here/node-image.packages" | cut -c1-12).tar
+  recipe=$(cat "$here/debian-repo.packages" "$archive" 2>/dev/null | sha256sum | cut -c1-12)
+  [ -f "$repo/InRelease" ] && [ "$(cat "$repo/.recipe" 2>/dev/null)" = "$recipe" ] && return 0
+  log "building the local Debian repository"
+  command -v dpkg-scanpackages >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg-dev >/dev/null
+  command -v gpg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gpg >/dev/null
+  if [ ! -f "$keys/key.asc" ]; then
+    install -d -m 0700 "$keys"
+    gpg --homedir "$keys" --batch --quiet --passphrase '' \
+      --quick-generate-key 'scratch-kubernetes test bed repository' ed25519 sign never
+    gpg --homedir "$keys" --batch --armor --export >"$keys/key.asc"
+  fi
+  local work packages
+  work=$(mktemp -d "$cache/debian-repo.XXXXXX")
+  tar -xOf "$archive" ./var/lib/dpkg/status >"$work/status"
+  packages=$(grep -v '^#' "$here/debian-repo.packages" | paste -sd' ')
+  local apt=(apt-get -qq -o "Dir::State::status=$work/status" -o Debug::NoLocking=1)
+  # shellcheck disable=SC2086 # one word per package
+  "${apt[@]}" --print-uris install $packages >"$work/uris" 2>/dev/null ||
+    { apt-get update -qq && "${apt[@]}" --print-uris install $packages >"$work/uris"; }
+  mkdir -p "$work/debian"
+  # Each line: 'URL' FILE SIZE HASH; FILE is NAME_VERSION_ARCH.deb (the version's ':' as %3a).
+  sed -n "s/^'[^']*' \([^_]*\)_\([^_]*\)_[^ ]* .*/\1=\2/p" "$work/uris" | sed 's/%3a/:/g' |
+    (cd "$work/debian" && xargs -r apt-get download -qq -o APT::Sandbox::User=root)
+  (cd "$work/debian" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages && gzip -9k Packages)
+  {
+    echo "Origin: scratch-kubernetes test bed"
+    echo "Label: scratch-kubernetes test bed"
+    echo "Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
+    echo "SHA256:"
+    for file in Packages Packages.gz; do
+      printf ' %s %s %s\n' "$(sha256sum <"$work/debian/$file" | cut -d' ' -f1)" \
+        "$(stat -c %s "$work/debian/$file")" "$file"
+    done
+  } >"$work/debian/Release"
+  gpg --homedir "$keys" --batch --quiet --yes --clearsign -o "$work/debian/InRelease" "$work/debian/Release"
+  echo "$recipe" >"$work/debian/.recipe"
+  rm -rf "$repo" && mv "$work/debian" "$repo" && rm -rf "$work"
 }
 
 # A toolbox image for the tests' pods (ping, nslookup, wget, httpd): Debian's static busybox
@@ -193,6 +246,7 @@ case ${1:-} in
   engine) engine ;;
   image) engine && node_image ;;
   mirror) engine && mirror ;;
+  debian-repo) debian_repo ;;
   ssh-key) ssh_key ;;
   network-up) engine && network_up ;;
   network-down) network_down ;;
@@ -201,5 +255,5 @@ case ${1:-} in
   up) engine && node_image >/dev/null && mirror && ssh_key && network_up && serve ;;
   # The controller-side state of the test cluster (its CAs, admin kubeconfig) goes with its nodes.
   down) remove_nodes && unserve && network_down && rm -rf "$HOME/.scratch-kubernetes/testbed" ;;
-  *) echo "usage: $0 up|down|engine|image|mirror|ssh-key|network-up|network-down|serve|unserve" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|engine|image|mirror|debian-repo|ssh-key|network-up|network-down|serve|unserve" >&2; exit 2 ;;
 esac

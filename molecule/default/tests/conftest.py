@@ -30,7 +30,8 @@ import pytest
 import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY") or Path(__file__).resolve().parents[3])
-SCENARIO = REPO / "molecule" / "default"
+# Every scenario runs this suite against its own nodes (molecule sets the name; default otherwise).
+SCENARIO = REPO / "molecule" / os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 TEST_IMAGE = "docker.io/scratch-kubernetes/busybox:test"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 # The test bed's own "outside" host and release mirror (tests/testbed/testbed.sh): the only
@@ -73,7 +74,16 @@ def _load_platforms() -> list[Node]:
     return [Node(p["name"], p["networks"][0]["ipv4_address"], tuple(p.get("groups", []))) for p in platforms]
 
 
+def _load_inventory() -> str:
+    """The scenario's inventory directory, relative to the repository, as playbooks take it."""
+    hosts = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["links"][
+        "hosts"
+    ]
+    return str((SCENARIO / hosts).resolve().parent.relative_to(REPO))
+
+
 PLATFORMS = _load_platforms()
+INVENTORY = _load_inventory()
 # The cluster's nodes; the spare machines join only when a test adds them (add_node.yml).
 NODES = [node for node in PLATFORMS if {"masters", "minions"} & set(node.groups)]
 SPARES = [node for node in PLATFORMS if "spare" in node.groups]
@@ -81,6 +91,28 @@ MASTERS = [node for node in NODES if node.is_master]
 MINIONS = [node for node in NODES if not node.is_master]
 MASTER = MASTERS[0]
 APISERVER_URL = f"https://{MASTER.ip}:{SETTINGS['apiserver_port']}"
+
+
+# Every node's local apiserver balancer (role apiserver_balancer).
+BALANCER_PORT = SETTINGS["apiserver_balancer_port"]
+BALANCER_URL = f"https://127.0.0.1:{BALANCER_PORT}"
+BALANCER_PKI = "/etc/haproxy/pki"
+# Run on a node with its own Python and the balancer's client certificate, as any client of the API
+# there. Arguments: URL, number of requests, seconds between them; prints each status or error.
+GET_THROUGH_BALANCER = f"""
+import json, ssl, sys, time, urllib.request
+context = ssl.create_default_context(cafile="{BALANCER_PKI}/ca.crt")
+context.load_cert_chain("{BALANCER_PKI}/apiserver-balancer.crt", "{BALANCER_PKI}/apiserver-balancer.key")
+answers = []
+for _ in range(int(sys.argv[2])):
+    try:
+        with urllib.request.urlopen(sys.argv[1], context=context, timeout=3) as response:
+            answers.append(response.status)
+    except Exception as error:
+        answers.append(repr(error))
+    time.sleep(float(sys.argv[3]))
+print(json.dumps(answers))
+"""
 
 
 # Tests that run playbooks go after those that only look, and the ones that change the cluster's

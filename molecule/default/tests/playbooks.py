@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Running the collection's playbooks against the test bed as a user does, and telling what changed.
 
-Each run is `ansible-playbook -i inventory/testbed PLAYBOOK` from the repository root. Tests that
+Each run is `ansible-playbook -i <the scenario's inventory> PLAYBOOK` from the repository root. Tests that
 run playbooks hold the `testbed_lock` fixture (conftest.py) from the fingerprints before a run to
 those after it, so that no other run lands in between.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import NODES, REPO, SETTINGS, STATE_DIR, Node, node_exec, run
+from conftest import INVENTORY, NODES, REPO, SETTINGS, STATE_DIR, Node, node_exec, run
 
 PLAYBOOK_TIMEOUT = 2400
 FINGERPRINT_DIRS = [
@@ -29,6 +29,7 @@ FINGERPRINT_DIRS = [
     "/etc/systemd/system",
     "/usr/local/bin",
     "/etc/containerd",
+    "/etc/haproxy",
 ]
 FINGERPRINT_UNITS = [
     "etcd",
@@ -38,6 +39,7 @@ FINGERPRINT_UNITS = [
     "kubelet",
     "containerd",
     "kube-proxy",
+    "haproxy",
 ]
 CONTROLLER_ARTIFACT = (
     Path.home() / ".cache/scratch-kubernetes/artifacts/kubelet" / SETTINGS["kube_version"] / "kubelet"
@@ -93,9 +95,7 @@ def _messages(result: Any) -> list[str]:
     return []
 
 
-def playbook(
-    name: str, *args: str, inventories: Sequence[Path | str] = ("inventory/testbed",)
-) -> PlaybookRun:
+def playbook(name: str, *args: str, inventories: Sequence[Path | str] = (INVENTORY,)) -> PlaybookRun:
     """`ansible-playbook -i INVENTORY... NAME ARGS` from the repository root (hold testbed_lock)."""
     # Molecule's verify step exports its own ANSIBLE_* settings; a user's run has the repo's ansible.cfg.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}

@@ -60,7 +60,7 @@ BINARIES = [
     *("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr"),
 ]
 PROCESSES = ["etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy"]
-PROCESSES += ["containerd", "containerd-shim", "pause"]
+PROCESSES += ["containerd", "containerd-shim", "pause", "haproxy"]
 # What reset.yml must leave behind on a node: none of these.
 RESET_PATHS = [
     "/etc/kubernetes",
@@ -75,6 +75,9 @@ RESET_PATHS = [
     "/opt/cni/bin",
     "/var/lib/cni",
     "/etc/ansible/facts.d/scratch_kubernetes.fact",
+    "/etc/haproxy",
+    "/etc/apt/sources.list.d/scratch-kubernetes-testbed.sources",
+    "/etc/apt/keyrings/scratch-kubernetes-testbed.asc",
     "/etc/sysctl.d/90-kubernetes.conf",
     "/etc/modules-load.d/kubernetes.conf",
     "/usr/local/sbin/pod-network-routes",
@@ -150,6 +153,8 @@ def leftovers(node: Node) -> list[str]:
         f"ip -o route show root {CLUSTER_CIDR} | sed 's/^/route /'\n"
         "ip -o link show | grep -E ': (cbr0|veth[^:]*)[:@]' | sed 's/^/link /'\n"
         "iptables-save | grep -E '^:KUBE-|pod-network' | sed 's/^/iptables /'\n"
+        "dpkg-query --show --showformat='${Status}' haproxy 2>/dev/null | grep -q 'ok installed'"
+        " && echo package haproxy\n"
         "systemctl list-unit-files --no-legend 'kube*' etcd.service containerd.service pod-network.service"
         " | sed 's/^/unit /'\n"
         "true"
@@ -162,6 +167,26 @@ def ping_between(namespace: str, source: str, target_ip: str) -> None:
     assert result.returncode == 0 and " 0% packet loss" in result.stdout, (
         f"{source} -> {target_ip}:\n{result.stdout}{result.stderr}"
     )
+
+
+def test_kernel_setting_changed_by_hand_is_reported_by_check_and_put_back_by_a_run(
+    cluster: None, testbed_lock: None
+) -> None:
+    node = NODES[-1]
+    node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=0")
+    try:
+        checked = site_yml("--check", "--limit", node.name)
+        assert checked.returncode == 0, checked.tail()
+        assert checked.recap()[node.name]["changed"] == 1, checked.tail()
+        assert node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+
+        repaired = site_yml("--limit", node.name)
+        assert repaired.returncode == 0, repaired.tail()
+        assert repaired.recap()[node.name]["changed"] == 1, repaired.tail()
+    finally:
+        forwarding = node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+        node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=1")
+    assert forwarding == "1"
 
 
 def test_add_node_joins_a_new_minion_without_touching_the_others(
@@ -206,26 +231,6 @@ def test_limited_run_keeps_every_other_allocation_and_route(
     assert_recap_unchanged(result, [SPARE])
     after = (registered_blocks(), {node.name: (recorded_block(node), pod_routes(node)) for node in everyone})
     assert after == before
-
-
-def test_kernel_setting_changed_by_hand_is_reported_by_check_and_put_back_by_a_run(
-    cluster: None, testbed_lock: None
-) -> None:
-    node = NODES[-1]
-    node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=0")
-    try:
-        checked = site_yml("--check", "--limit", node.name)
-        assert checked.returncode == 0, checked.tail()
-        assert checked.recap()[node.name]["changed"] == 1, checked.tail()
-        assert node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
-
-        repaired = site_yml("--limit", node.name)
-        assert repaired.returncode == 0, repaired.tail()
-        assert repaired.recap()[node.name]["changed"] == 1, repaired.tail()
-    finally:
-        forwarding = node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
-        node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=1")
-    assert forwarding == "1"
 
 
 def test_remove_node_takes_it_out_everywhere_and_frees_its_block(

@@ -75,6 +75,15 @@ BAD_INPUTS = [
         id="wrong-kubelet-checksum",
     ),
     pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "apiserver_endpoint=https://lb.example.com:6443"),
+            r"apiserver_endpoint \S+ is neither a DNS name nor an IPv4 address",
+            reaches_nodes=False,
+        ),
+        id="apiserver-endpoint-given-as-a-url",
+    ),
+    pytest.param(
         BadInput("site.yml", ("--limit", "no-such-host"), r"no hosts", reaches_nodes=False),
         id="limit-naming-no-host",
     ),

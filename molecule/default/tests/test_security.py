@@ -47,9 +47,16 @@ NODE_SECRETS = [
     "/var/lib/kube-proxy/pki/*.key",
     "/var/lib/kubelet/kubeconfig",
     "/var/lib/kube-proxy/kubeconfig",
+    "/etc/haproxy/pki/*.key",
 ]
 # Wherever else a key or kubeconfig might land on a node.
-SECRET_SEARCH_DIRS = ["/etc/kubernetes", "/etc/etcd", "/var/lib/kubelet", "/var/lib/kube-proxy"]
+SECRET_SEARCH_DIRS = [
+    "/etc/kubernetes",
+    "/etc/etcd",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    "/etc/haproxy",
+]
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A highly available control plane (scenario `ha`): every etcd member healthy over mutual TLS,
+and the API, scheduling and etcd's quorum survive the loss of a master.
+
+Runs only where the scenario has three masters or more.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import (
+    BALANCER_URL,
+    GET_THROUGH_BALANCER,
+    MASTERS,
+    NODES,
+    SETTINGS,
+    Node,
+    eventually,
+    kubectl,
+    kubectl_json,
+    node_exec,
+    run,
+)
+
+pytestmark = pytest.mark.skipif(len(MASTERS) < 3, reason="the scenario has a single master")
+
+ETCD_PKI = "/etc/etcd/pki"
+ETCD_TLS = (
+    f"--cacert={ETCD_PKI}/etcd-ca.crt",
+    f"--cert={ETCD_PKI}/server.crt",
+    f"--key={ETCD_PKI}/server.key",
+)
+APISERVER_PORT = SETTINGS["apiserver_port"]
+# The loop each surviving node runs through its balancer while a master goes: one request every
+# half second for 30 s, each given 3 s.
+LOOP_REQUESTS = 60
+LOOP_INTERVAL = 0.5
+# Requests that may fail on a node while the balancer notices the loss: those in flight to the
+# master when it went, and those sent before two failed health checks (1 s apart) took it out.
+MAX_FAILED_REQUESTS = 6
+
+
+def etcdctl(master: Node, *args: str, endpoints: str = "https://127.0.0.1:2379") -> list[dict[str, object]]:
+    result = node_exec(master, "etcdctl", f"--endpoints={endpoints}", *ETCD_TLS, *args, "-w", "json")
+    return json.loads(result.stdout)
+
+
+def member_names(master: Node) -> list[str]:
+    return sorted(member["name"] for member in etcdctl(master, "member", "list")["members"])  # type: ignore[index]
+
+
+def healthy_endpoints(master: Node, endpoints: list[Node]) -> list[str]:
+    urls = ",".join(f"https://{node.ip}:2379" for node in endpoints)
+    result = node_exec(
+        master, "etcdctl", f"--endpoints={urls}", *ETCD_TLS, "endpoint", "health", "-w", "json", check=False
+    )
+    return sorted(entry["endpoint"] for entry in json.loads(result.stdout or "[]") if entry.get("health"))
+
+
+def lease_holder(name: str) -> str:
+    holder = kubectl_json("-n", "kube-system", "get", "lease", name)["spec"]["holderIdentity"]
+    return holder.split("_", 1)[0]
+
+
+def test_etcd_has_one_healthy_member_per_master(cluster: None) -> None:
+    for master in MASTERS:
+        assert member_names(master) == sorted(node.name for node in MASTERS), master.name
+    assert healthy_endpoints(MASTERS[0], MASTERS) == sorted(f"https://{node.ip}:2379" for node in MASTERS)
+
+
+def test_etcd_members_refuse_a_peer_without_certificate(cluster: None) -> None:
+    # Mutual TLS between members: the peer port answers no client that lacks an etcd certificate.
+    peer = f"https://{MASTERS[1].ip}:2380/members"
+    result = node_exec(
+        MASTERS[0], "python3", "-c",
+        "import ssl, sys, urllib.request\n"
+        f"context = ssl.create_default_context(cafile='{ETCD_PKI}/etcd-ca.crt')\n"
+        "try:\n"
+        f"    urllib.request.urlopen('{peer}', context=context, timeout=5)\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+        "else:\n"
+        "    print('answered')\n",
+    )  # fmt: skip
+    assert "answered" not in result.stdout and result.stdout.strip(), result.stdout
+
+
+@pytest.fixture
+def lost_master() -> Iterator[Node]:
+    """The master that holds the controller-manager's lease, killed; started again afterwards."""
+    holder = lease_holder("kube-controller-manager")
+    victim = [node for node in MASTERS if node.name == holder][0]
+    yield victim
+    run("docker", "start", victim.name)
+    survivor = [node for node in MASTERS if node != victim][0]
+    back = eventually(
+        lambda: len(healthy_endpoints(survivor, MASTERS)) == len(MASTERS), timeout=240, interval=3
+    )
+    assert back, f"{victim.name}'s etcd member did not rejoin: {healthy_endpoints(survivor, MASTERS)}"
+    ready = eventually(lambda: _node_ready(victim, via=survivor), timeout=240, interval=3)
+    assert ready, f"{victim.name} did not become Ready again"
+
+
+def _node_ready(node: Node, via: Node) -> bool:
+    nodes = json.loads(kubectl_via(via, "get", "node", node.name, "-o", "json").stdout or "{}")
+    conditions = nodes.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def kubectl_via(master: Node, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """kubectl with the admin identity against one master: the admin kubeconfig names the first."""
+    return kubectl(f"--server=https://{master.ip}:{APISERVER_PORT}", *args, check=False, timeout=timeout)
+
+
+def test_losing_a_master_keeps_the_api_scheduling_and_etcd(cluster: None, lost_master: Node) -> None:
+    survivors = [node for node in NODES if node != lost_master]
+    surviving_master = [node for node in survivors if node in MASTERS][0]
+    loops = {
+        node.name: subprocess.Popen(
+            [
+                "docker",
+                "exec",
+                node.name,
+                "python3",
+                "-c",
+                GET_THROUGH_BALANCER,
+                f"{BALANCER_URL}/readyz",
+                str(LOOP_REQUESTS),
+                str(LOOP_INTERVAL),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for node in survivors
+    }
+    time.sleep(5)
+    run("docker", "kill", lost_master.name)
+    killed_at = time.monotonic()
+
+    # A new Deployment is scheduled and runs while the master is gone.
+    name = f"after-loss-{secrets.token_hex(3)}"
+    created = kubectl_via(surviving_master, "create", "deployment", name, "--image=registry.k8s.io/pause:"
+                          f"{SETTINGS['pause_version']}", "--replicas=2")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    try:
+        available = kubectl_via(
+            surviving_master,
+            "wait",
+            f"deployment/{name}",
+            "--for=condition=Available",
+            "--timeout=180s",
+            timeout=210,
+        )
+        assert available.returncode == 0, (
+            available.stderr + kubectl_via(surviving_master, "get", "pods", "-o", "wide").stdout
+        )
+
+        # etcd keeps its quorum with the remaining members.
+        remaining = [node for node in MASTERS if node != lost_master]
+        assert healthy_endpoints(surviving_master, remaining) == sorted(
+            f"https://{n.ip}:2379" for n in remaining
+        )
+    finally:
+        kubectl_via(surviving_master, "delete", "deployment", name, "--wait=false")
+
+    failures = {}
+    for node_name, loop in loops.items():
+        answers = json.loads(loop.communicate(timeout=LOOP_REQUESTS * (LOOP_INTERVAL + 5))[0])
+        failures[node_name] = [answer for answer in answers if answer != 200]
+    print(f"failed requests per node after the loss ({time.monotonic() - killed_at:.0f} s ago): {failures}")
+    assert all(len(failed) <= MAX_FAILED_REQUESTS for failed in failures.values()), failures
