@@ -95,16 +95,20 @@ def test_etcd_members_refuse_a_peer_without_certificate(cluster: None) -> None:
 def lost_master() -> Iterator[Node]:
     """The master that holds the controller-manager's lease, killed; started again afterwards."""
     holder = lease_holder("kube-controller-manager")
-    victim = [node for node in MASTERS if node.name == holder][0]
+    victim = MASTERS[[node.name for node in MASTERS].index(holder)]
     yield victim
     run("docker", "start", victim.name)
-    survivor = [node for node in MASTERS if node != victim][0]
+    survivor = other_master(victim)
     back = eventually(
         lambda: len(healthy_endpoints(survivor, MASTERS)) == len(MASTERS), timeout=240, interval=3
     )
     assert back, f"{victim.name}'s etcd member did not rejoin: {healthy_endpoints(survivor, MASTERS)}"
     ready = eventually(lambda: _node_ready(victim, via=survivor), timeout=240, interval=3)
     assert ready, f"{victim.name} did not become Ready again"
+
+
+def other_master(master: Node) -> Node:
+    return MASTERS[1] if master == MASTERS[0] else MASTERS[0]
 
 
 def _node_ready(node: Node, via: Node) -> bool:
@@ -120,7 +124,7 @@ def kubectl_via(master: Node, *args: str, timeout: float = 60) -> subprocess.Com
 
 def test_losing_a_master_keeps_the_api_scheduling_and_etcd(cluster: None, lost_master: Node) -> None:
     survivors = [node for node in NODES if node != lost_master]
-    surviving_master = [node for node in survivors if node in MASTERS][0]
+    surviving_master = other_master(lost_master)
     loops = {
         node.name: subprocess.Popen(
             [
