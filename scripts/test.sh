@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
-# real cluster on the local test bed (molecule: create, converge, idempotence, verify, destroy).
+# real cluster on the local test bed for each molecule scenario (create, converge, idempotence,
+# verify, destroy): `default` (1 master, 2 minions) and `ha` (3 masters, 1 minion).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -21,6 +22,8 @@ python -m pytest tests/unit tests/modules
 step "test bed: engine, node image, release mirror, sealed network"
 tests/testbed/testbed.sh up
 
-step "molecule: a real cluster from bare nodes"
 # Serialised with any other run against the test bed (bench_converge.sh, a demo).
-flock /tmp/testbed.lock molecule test --scenario-name default
+for scenario in default ha; do
+  step "molecule $scenario: a real cluster from bare nodes"
+  flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
+done
