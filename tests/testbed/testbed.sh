@@ -244,15 +244,17 @@ remove_nodes() {
 
 case ${1:-} in
   engine) engine ;;
-  image) engine && node_image ;;
-  mirror) engine && mirror ;;
+  # One step per line: set -e does not reach into a function called from an && list, where a
+  # failed command would go unnoticed.
+  image) engine; node_image ;;
+  mirror) engine; mirror ;;
   debian-repo) debian_repo ;;
   ssh-key) ssh_key ;;
-  network-up) engine && network_up ;;
+  network-up) engine; network_up ;;
   network-down) network_down ;;
   serve) serve ;;
   unserve) unserve ;;
-  up) engine && node_image >/dev/null && mirror && ssh_key && network_up && serve ;;
+  up) engine; node_image >/dev/null; mirror; ssh_key; network_up; serve ;;
   # The controller-side state of the test cluster (its CAs, admin kubeconfig) goes with its nodes.
   down) remove_nodes && unserve && network_down && rm -rf "$HOME/.scratch-kubernetes/testbed" ;;
   *) echo "usage: $0 up|down|engine|image|mirror|debian-repo|ssh-key|network-up|network-down|serve|unserve" >&2; exit 2 ;;
