@@ -6,21 +6,14 @@ What each file holds is checked by tests/unit/test_pki_cluster.py; here, what a 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from test_pki_modules import mode_of
 
-PKI_FILES = {
-    "ca.key": 0o600,
-    "ca.crt": 0o644,
-    "etcd-ca.key": 0o600,
-    "etcd-ca.crt": 0o644,
-    "service-account.key": 0o600,
-    "service-account.pub": 0o644,
-    "encryption.key": 0o600,
-    "admin.key": 0o600,
-    "admin.crt": 0o644,
-}
+# Which files the state holds, with their modes, as the core's unit tests know them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from _pki_layout import PKI_FILES
 
 
 def cluster_args(state: Path) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _pki_layout import PKI_FILES
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     KeySpec,
     PKIError,
@@ -30,18 +31,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from test_pki import load_cert, mode_of, spki, verify_issued_by
 
 SERVER = "https://10.0.0.1:6443"
-# Every file in pki_dir, with its mode.
-PKI_FILES = {
-    "ca.key": 0o600,
-    "ca.crt": 0o644,
-    "etcd-ca.key": 0o600,
-    "etcd-ca.crt": 0o644,
-    "service-account.key": 0o600,
-    "service-account.pub": 0o644,
-    "encryption.key": 0o600,
-    "admin.key": 0o600,
-    "admin.crt": 0o644,
-}
 
 
 @pytest.fixture
