@@ -17,16 +17,14 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     CertificateFileError,
     KeySpec,
     Outcome,
-    _ensure_certificate,
-    _spec_of,
+    csr_pem,
     ensure_ca_certificate,
+    ensure_certificate,
     ensure_encryption_key,
     ensure_mode,
     ensure_private_key,
-    load_ca,
     load_private_key,
     make_csr,
-    parse_timestamp,
 )
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_kubeconfig import (
     build_kubeconfig,
@@ -164,30 +162,23 @@ def _admin(pki: ClusterPKI, ca_pending: bool, ca_changing: bool, check_mode: boo
     if key_pending or ca_pending:
         return _pending(reasons, (cert_path, kubeconfig), "the admin key and the cluster CA exist")
 
-    request = make_csr(load_private_key(key_path), ADMIN_USER, [ADMIN_GROUP])
+    request = csr_pem(make_csr(load_private_key(key_path), ADMIN_USER, [ADMIN_GROUP]))
     try:
-        ca_cert, ca_key = load_ca(ca_path, pki.path("ca.key"))
+        outcome = ensure_certificate(
+            cert_path,
+            request,
+            ca_path,
+            pki.path("ca.key"),
+            validity_days=pki.validity_days,
+            renew_before_days=pki.renew_before_days,
+            reissue_issued_before=pki.reissue_issued_before,
+            check_mode=check_mode,
+        )
     except CertificateFileError:
         if not ca_changing:
             raise
         # ca.crt on disk is not ca.key's CA (yet): the new one would sign a new admin certificate.
         return _pending(reasons, (cert_path, kubeconfig), "the new cluster CA certificate exists")
-    issued_before = (
-        parse_timestamp(pki.reissue_issued_before, "reissue_issued_before")
-        if pki.reissue_issued_before
-        else None
-    )
-    outcome = _ensure_certificate(
-        cert_path,
-        _spec_of(request),
-        ca_key,
-        ca_cert,
-        pki.validity_days,
-        pki.renew_before_days,
-        check_mode,
-        None,
-        issued_before,
-    )
     reasons += _about(cert_path, outcome.reasons)
     if outcome.changed and check_mode:
         return _pending(reasons, (kubeconfig,), "the new admin certificate exists")
