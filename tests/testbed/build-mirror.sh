@@ -26,6 +26,8 @@ runc=$(pin runc_version)
 cni=$(pin cni_plugins_version)
 coredns=$(pin coredns_version)
 pause=$(pin pause_version)
+# The release the `ha` scenario converges and then upgrades to kube_version.
+previous_kube=$(cat "$here/previous-kube-version")
 
 export CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-trimpath
 ldflags_strip="-s -w"
@@ -48,6 +50,7 @@ stamp_ok() { [ -f "$build_root/stamps/$1" ]; }
 stamp() { mkdir -p "$build_root/stamps"; touch "$build_root/stamps/$1"; }
 
 build_kubernetes() {
+  local kube=$1
   local key="kubernetes-$kube" out="$MIRROR_ROOT/dl.k8s.io/release/v$kube/bin/linux/amd64"
   stamp_ok "$key" && return 0
   log "building Kubernetes v$kube (the longest step)"
@@ -221,5 +224,6 @@ build_cni_plugins
 build_containerd
 build_coredns
 build_images
-build_kubernetes
+build_kubernetes "$kube"
+build_kubernetes "$previous_kube"
 log "mirror ready in $(( $(date +%s) - start ))s at $MIRROR_ROOT ($(du -sh "$MIRROR_ROOT" | cut -f1))"
