@@ -18,7 +18,12 @@ KUBELETS = {"m1": "v1.36.3", "m2": "v1.36.3", "m3": "v1.36.3", "n1": "v1.36.3"}
 
 @pytest.mark.parametrize(
     ("text", "version"),
-    [("1.37.2", (1, 37, 2)), ("v1.37.2", (1, 37, 2)), ("v1.37.2+k3s1", (1, 37, 2)), ("v1.38.0-rc.1", (1, 38, 0))],
+    [
+        ("1.37.2", (1, 37, 2)),
+        ("v1.37.2", (1, 37, 2)),
+        ("v1.37.2+k3s1", (1, 37, 2)),
+        ("v1.38.0-rc.1", (1, 38, 0)),
+    ],
 )
 def test_parse_reads_the_forms_clusters_report(text: str, version: tuple[int, int, int]) -> None:
     assert parse(text) == version

@@ -98,29 +98,35 @@ BALANCER_PORT = SETTINGS["apiserver_balancer_port"]
 BALANCER_URL = f"https://127.0.0.1:{BALANCER_PORT}"
 BALANCER_PKI = "/etc/haproxy/pki"
 # Run on a node with its own Python and the balancer's client certificate, as any client of the API
-# there. Arguments: URL, number of requests, seconds between them; prints each status or error.
+# there. Arguments: URL, number of requests, seconds between them, and optionally a file whose
+# appearance ends the loop early; prints each status, or the time and the error.
 GET_THROUGH_BALANCER = f"""
-import json, ssl, sys, time, urllib.request
+import json, os, ssl, sys, time, urllib.request
 context = ssl.create_default_context(cafile="{BALANCER_PKI}/ca.crt")
 context.load_cert_chain("{BALANCER_PKI}/apiserver-balancer.crt", "{BALANCER_PKI}/apiserver-balancer.key")
+stop = sys.argv[4] if len(sys.argv) > 4 else None
 answers = []
 for _ in range(int(sys.argv[2])):
+    if stop and os.path.exists(stop):
+        break
     try:
         with urllib.request.urlopen(sys.argv[1], context=context, timeout=3) as response:
             answers.append(response.status)
     except Exception as error:
-        answers.append(repr(error))
+        answers.append(time.strftime("%H:%M:%S ") + repr(error))
     time.sleep(float(sys.argv[3]))
 print(json.dumps(answers))
 """
 
 
-# Tests that run playbooks go after those that only look, and the ones that change the cluster's
-# shape (add, remove, restore, reset) after those that expect it unchanged.
-STAGES = ("last", "lifecycle")
+# An upgrade goes first, so that every other test proves the upgraded cluster. Tests that run
+# playbooks go after those that only look, and the ones that change the cluster's shape (add,
+# remove, restore, reset) after those that expect it unchanged. "" stands for the unmarked tests.
+STAGES = ("upgrade", "", "last", "lifecycle")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "upgrade: run before everything else (it upgrades the cluster)")
     config.addinivalue_line("markers", "last: run after every test that only looks (it reruns the playbook)")
     config.addinivalue_line(
         "markers", "lifecycle: run after everything else, in file order (it reshapes the cluster)"
@@ -130,7 +136,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Stable sort: everything else keeps its order.
     items.sort(
-        key=lambda item: next((i + 1 for i, name in enumerate(STAGES) if item.get_closest_marker(name)), 0)
+        key=lambda item: next(
+            (i for i, name in enumerate(STAGES) if name and item.get_closest_marker(name)), STAGES.index("")
+        )
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from conftest import NODES, REPO, node_exec
+from conftest import MASTER, NODES, REPO, SETTINGS, node_exec
 
 from playbooks import assert_recap_unchanged, assert_unchanged, fingerprints, playbook, site_yml
 
@@ -33,6 +33,9 @@ def test_check_mode_rerun_finds_nothing_to_change(cluster: None, testbed_lock: N
 
 
 ZERO_CHECKSUM = "sha256:" + "0" * 64
+PREVIOUS_KUBE_VERSION = (REPO / "tests/testbed/previous-kube-version").read_text().strip()
+_major, _minor, _patch = SETTINGS["kube_version"].split(".")
+SKIPPED_MINOR = f"{_major}.{int(_minor) + 2}.0"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,40 @@ BAD_INPUTS = [
             reaches_nodes=False,
         ),
         id="apiserver-endpoint-given-as-a-url",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", f"kube_version={PREVIOUS_KUBE_VERSION}"),
+            rf"kube_version {PREVIOUS_KUBE_VERSION} goes backwards: the kubelet on .* Downgrades",
+        ),
+        id="site-yml-going-back-a-release",
+    ),
+    pytest.param(
+        BadInput(
+            "playbooks/upgrade.yml",
+            ("-e", f"kube_version={PREVIOUS_KUBE_VERSION}"),
+            rf"kube_version {PREVIOUS_KUBE_VERSION} goes backwards: the apiserver on .* Downgrades",
+        ),
+        id="upgrade-going-backwards",
+    ),
+    pytest.param(
+        BadInput(
+            "playbooks/upgrade.yml",
+            ("-e", f"kube_version={SKIPPED_MINOR}"),
+            rf"kube_version {SKIPPED_MINOR} skips a minor release: .* Upgrade one minor at a time",
+        ),
+        id="upgrade-skipping-a-minor",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            r"Every master runs an etcd member, but the `etcd` group lacks k8s-master-9",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{etcd_inventory}"),
+        ),
+        id="master-left-out-of-the-etcd-group",
     ),
     pytest.param(
         BadInput("site.yml", ("--limit", "no-such-host"), r"no hosts", reaches_nodes=False),
@@ -158,8 +195,8 @@ BAD_INPUTS = [
 
 @pytest.fixture(scope="module")
 def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A truncated archive, an inventory that names minion-1's machine a second time, and one that
-    lacks a node of the cluster."""
+    """A truncated archive, an inventory that names minion-1's machine a second time, one that
+    lacks a node of the cluster, and one whose etcd group leaves a master out."""
     folder = tmp_path_factory.mktemp("bad-input")
     corrupt = folder / "corrupt.tar.gz"
     corrupt.write_bytes(gzip.compress(b"not a tar archive" * 64)[:200])
@@ -174,7 +211,17 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     hosts["all"]["children"]["minions"]["hosts"].pop(NODES[-1].name)
     (short / "hosts.yml").write_text(yaml.safe_dump(hosts))
     (short / "group_vars").symlink_to(REPO / "inventory/testbed/group_vars")
-    return {"corrupt_archive": str(corrupt), "alias_inventory": str(alias), "short_inventory": str(short)}
+    # A second master that the etcd group leaves out.
+    etcd = folder / "etcd.yml"
+    master = {"ansible_host": "172.31.250.99", "ansible_docker_host": "k8s-master-9"}
+    groups = {"masters": {"hosts": {"k8s-master-9": master}}, "etcd": {"hosts": {MASTER.name: {}}}}
+    etcd.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    return {
+        "corrupt_archive": str(corrupt),
+        "alias_inventory": str(alias),
+        "short_inventory": str(short),
+        "etcd_inventory": str(etcd),
+    }
 
 
 def _fill(text: str, files: dict[str, str]) -> str:

@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Upgrading a running cluster in place (scenario `ha`, which converges the previous release).
+
+upgrade.yml rolls kube_version out while every node keeps calling the API through its balancer
+and a Deployment of two replicas keeps answering through its Service. Afterwards every component
+runs the new release and site.yml finds nothing to change. This goes before every other test
+(marker `upgrade`), so the rest of the suite proves the upgraded cluster.
+
+Runs only where the cluster runs the previous release (tests/testbed/previous-kube-version).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import (
+    BALANCER_URL,
+    CONTROL_PLANE_TAINT,
+    GET_THROUGH_BALANCER,
+    MASTERS,
+    NODES,
+    REPO,
+    SETTINGS,
+    TEST_IMAGE,
+    Node,
+    apply,
+    kubectl,
+    kubectl_json,
+    node_exec,
+)
+
+from playbooks import assert_recap_unchanged, playbook, site_yml
+
+pytestmark = pytest.mark.upgrade
+
+PREVIOUS = (REPO / "tests/testbed/previous-kube-version").read_text().strip()
+CURRENT = SETTINGS["kube_version"]
+APISERVER_PORT = SETTINGS["apiserver_port"]
+# Each node's loops: a request every half second, for at most 40 minutes, until the stop file.
+LOOP_REQUESTS = 4800
+LOOP_INTERVAL = 0.5
+STOP_FILE = "/tmp/upgrade-done"
+APP = "upgrade-web"
+APP_PORT = 8080
+
+
+def kubelet_versions() -> dict[str, str]:
+    nodes = kubectl_json("get", "nodes")["items"]
+    return {node["metadata"]["name"]: node["status"]["nodeInfo"]["kubeletVersion"] for node in nodes}
+
+
+def runs_previous_release() -> bool:
+    return set(kubelet_versions().values()) == {f"v{PREVIOUS}"}
+
+
+def web_manifests() -> list[dict[str, object]]:
+    """Two replicas on two different nodes (masters allowed), a PodDisruptionBudget, a Service."""
+    labels = {"app": APP}
+    script = f"mkdir -p /www && hostname > /www/index.html && exec httpd -f -p {APP_PORT} -h /www"
+    pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "tolerations": [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": labels}}
+                    ]
+                }
+            },
+            "containers": [
+                {
+                    "name": "web",
+                    "image": TEST_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", script],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": APP_PORT}, "periodSeconds": 1},
+                    # An evicted pod keeps serving until every kube-proxy has dropped it.
+                    "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+                }
+            ],
+        },
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": APP},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": pod},
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": APP},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": APP},
+            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": APP_PORT}]},
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def previous_release(cluster: None) -> None:
+    if not runs_previous_release():
+        pytest.skip(f"the cluster does not run the previous release {PREVIOUS}: {kubelet_versions()}")
+
+
+@pytest.fixture(scope="module")
+def web(previous_release: None, namespace: str) -> str:
+    """The Deployment's Service address, once both replicas are available."""
+    apply(namespace, *web_manifests())
+    kubectl("-n", namespace, "rollout", "status", f"deployment/{APP}", "--timeout=180s", timeout=210)
+    return kubectl_json("-n", namespace, "get", "service", APP)["spec"]["clusterIP"]
+
+
+def start_loop(node: Node, url: str) -> subprocess.Popen[str]:
+    node_exec(node, "rm", "-f", STOP_FILE)
+    command = ["python3", "-c", GET_THROUGH_BALANCER, url, str(LOOP_REQUESTS), str(LOOP_INTERVAL), STOP_FILE]
+    return subprocess.Popen(["docker", "exec", node.name, *command], stdout=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def client_loops(web: str) -> Iterator[dict[str, dict[str, subprocess.Popen[str]]]]:
+    """On every node: one loop asking the API through the balancer, one asking the Deployment."""
+    loops = {
+        node.name: {
+            "api": start_loop(node, f"{BALANCER_URL}/version"),
+            "web": start_loop(node, f"http://{web}/"),
+        }
+        for node in NODES
+    }
+    yield loops
+    for node in NODES:
+        node_exec(node, "touch", STOP_FILE, check=False)
+    for node_loops in loops.values():
+        for loop in node_loops.values():
+            loop.wait(timeout=30)
+
+
+def failed_requests(loop: subprocess.Popen[str]) -> tuple[int, list[object]]:
+    """How many requests the loop made, and the answers that were not 200."""
+    answers = json.loads(loop.communicate(timeout=30)[0])
+    return len(answers), [answer for answer in answers if answer != 200]
+
+
+def running_versions(node: Node) -> dict[str, str]:
+    """Each Kubernetes binary's version on the node, or 'stale' when its process runs an older file."""
+    components = ["kubelet", "kube-proxy"]
+    if node in MASTERS:
+        components += ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    versions = {}
+    for component in components:
+        # A binary replaced under a running process shows as "(deleted)" behind /proc/PID/exe.
+        script = (
+            f"pid=$(systemctl show -p MainPID --value {component}); "
+            f'case "$(readlink /proc/$pid/exe)" in *deleted*) echo stale ;; '
+            f'*) /usr/local/bin/{component} --version | cut -d" " -f2 ;; esac'
+        )
+        versions[component] = node_exec(node, "bash", "-c", script).stdout.strip()
+    return versions
+
+
+@pytest.mark.skipif(len(MASTERS) < 3, reason="the scenario has a single master")
+def test_upgrade_keeps_the_api_and_workloads_answering(
+    testbed_lock: None, namespace: str, client_loops: dict[str, dict[str, subprocess.Popen[str]]]
+) -> None:
+    started = time.monotonic()
+    upgrade = playbook("playbooks/upgrade.yml")
+    wall_time = time.monotonic() - started
+    assert upgrade.returncode == 0, upgrade.tail()
+    for node in NODES:
+        node_exec(node, "touch", STOP_FILE)
+
+    failures = {
+        (name, target): failed_requests(loop)
+        for name, loops in client_loops.items()
+        for target, loop in loops.items()
+    }
+    print(
+        f"upgrade.yml from {PREVIOUS} to {CURRENT}: {wall_time:.0f} s; (requests, failed) per loop: "
+        f"{failures}"
+    )
+    assert all(not failed for _count, failed in failures.values()), failures
+
+    assert set(kubelet_versions().values()) == {f"v{CURRENT}"}, kubelet_versions()
+    for master in MASTERS:
+        server = f"--server=https://{master.ip}:{APISERVER_PORT}"
+        assert kubectl_json(server, "version")["serverVersion"]["gitVersion"] == f"v{CURRENT}", master.name
+    stale = {
+        node.name: versions
+        for node in NODES
+        if set((versions := running_versions(node)).values()) != {f"v{CURRENT}"}
+    }
+    assert not stale, stale
+    deployment = kubectl_json("-n", namespace, "get", "deployment", APP)
+    assert deployment["status"].get("availableReplicas") == 2, deployment["status"]
+    assert not any(node["spec"].get("unschedulable") for node in kubectl_json("get", "nodes")["items"])
+
+    assert_recap_unchanged(site_yml())
