@@ -68,6 +68,7 @@ def skew_problems(
     for component, running in (("apiserver", apiservers), ("kubelet", kubelets)):
         for version, hosts in _by_version(running).items():
             where = f"the {component} on {', '.join(hosts)} runs {_text(version)}"
+            starting_where = where[0].upper() + where[1:]
             if version > wanted:
                 problems.append(
                     f"kube_version {target} goes backwards: {where}. Downgrades are not supported; "
@@ -77,8 +78,8 @@ def skew_problems(
                 continue
             elif not upgrade:
                 problems.append(
-                    f"{where[0].upper()}{where[1:]}, not kube_version {target}: a running cluster changes version only through "
-                    f"playbooks/upgrade.yml, which rolls it out one member at a time."
+                    f"{starting_where}, not kube_version {target}: a running cluster changes version only "
+                    f"through playbooks/upgrade.yml, which rolls it out one member at a time."
                 )
             elif component == "apiserver" and _minors_between(version, wanted) > 1:
                 problems.append(
@@ -86,9 +87,10 @@ def skew_problems(
                     f"to {version[0]}.{version[1] + 1} first."
                 )
             elif component == "kubelet" and _minors_between(version, wanted) > KUBELET_MINORS_BEHIND:
+                oldest = f"{wanted[0]}.{wanted[1] - KUBELET_MINORS_BEHIND}"
                 problems.append(
-                    f"{where[0].upper()}{where[1:]}, more than {KUBELET_MINORS_BEHIND} minor releases older than kube_version "
-                    f"{target}: upgrade those nodes to {wanted[0]}.{wanted[1] - KUBELET_MINORS_BEHIND} first."
+                    f"{starting_where}, more than {KUBELET_MINORS_BEHIND} minor releases older than "
+                    f"kube_version {target}: upgrade those nodes to {oldest} first."
                 )
     if upgrade and run_masters is not None:
         left = sorted(set(apiservers) - set(run_masters))

@@ -78,8 +78,8 @@ def test_an_interrupted_upgrade_can_be_run_again() -> None:
 def test_an_upgrade_that_skips_a_minor_is_refused() -> None:
     problems = skew_problems("1.38.0", MASTERS, KUBELETS, upgrade=True)
     assert problems == [
-        "kube_version 1.38.0 skips a minor release: the apiserver on m1, m2, m3 runs 1.36.3. Upgrade one minor "
-        "at a time: to 1.37 first."
+        "kube_version 1.38.0 skips a minor release: the apiserver on m1, m2, m3 runs 1.36.3. Upgrade one "
+        "minor at a time: to 1.37 first."
     ]
 
 
@@ -96,8 +96,8 @@ def test_kubelets_may_lag_three_minors_but_not_four() -> None:
 def test_a_limited_upgrade_may_not_leave_an_apiserver_behind_newer_kubelets() -> None:
     problems = skew_problems("1.37.2", MASTERS, KUBELETS, upgrade=True, run_masters=["m1"])
     assert problems == [
-        "This upgrade leaves the apiserver on m2, m3 older than the kubelets it upgrades: include every master "
-        "in the run (drop --limit, or add m2, m3)."
+        "This upgrade leaves the apiserver on m2, m3 older than the kubelets it upgrades: include every "
+        "master in the run (drop --limit, or add m2, m3)."
     ]
 
 
@@ -107,6 +107,6 @@ def test_a_limited_upgrade_of_nodes_after_the_masters_goes_on() -> None:
 
 
 def test_the_filter_turns_a_bad_version_into_a_filter_error() -> None:
-    with pytest.raises(AnsibleFilterError, match="'1.37' is not a Kubernetes version"):
+    with pytest.raises(AnsibleFilterError, match=r"'1\.37' is not a Kubernetes version"):
         versions_filter.version_skew("1.37", {}, {})
     assert versions_filter.version_skew("1.37.2", MASTERS, {}, upgrade=True) == []
