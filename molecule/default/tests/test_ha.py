@@ -28,6 +28,8 @@ from conftest import (
     run,
 )
 
+from playbooks import assert_recap_unchanged, playbook, site_yml
+
 pytestmark = pytest.mark.skipif(len(MASTERS) < 3, reason="the scenario has a single master")
 
 ETCD_PKI = "/etc/etcd/pki"
@@ -192,3 +194,36 @@ def test_losing_a_master_keeps_the_api_scheduling_and_etcd(cluster: None, lost_m
         f"writes accepted again {writable_after:.1f} s after the loss; failed requests per node: {failures}"
     )
     assert all(len(failed) <= MAX_FAILED_REQUESTS for failed in failures.values()), failures
+
+
+def balancer_servers(node: Node) -> list[str]:
+    config = node_exec(node, "cat", "/etc/haproxy/haproxy.cfg").stdout
+    return sorted(line.split()[1] for line in config.splitlines() if line.strip().startswith("server "))
+
+
+def test_a_master_leaves_and_joins_again(cluster: None, testbed_lock: None) -> None:
+    """remove_node.yml takes a master out of etcd and every balancer; site.yml, whose inventory still
+    lists it, brings it back as a new etcd member (`member add`, then a start with `existing`)."""
+    leaving = MASTERS[-1]
+    staying = [node for node in NODES if node != leaving]
+    staying_masters = [node for node in MASTERS if node != leaving]
+
+    removed = playbook("playbooks/remove_node.yml", "-e", f"node={leaving.name}")
+    assert removed.returncode == 0, removed.tail()
+    assert member_names(MASTERS[0]) == sorted(node.name for node in staying_masters)
+    assert leaving.name not in {node["metadata"]["name"] for node in kubectl_json("get", "nodes")["items"]}
+    for node in staying:
+        assert balancer_servers(node) == sorted(master.name for master in staying_masters), node.name
+        answers = node_exec(
+            node, "python3", "-c", GET_THROUGH_BALANCER, f"{BALANCER_URL}/readyz", "1", "0"
+        ).stdout
+        assert json.loads(answers) == [200], node.name
+
+    joined = site_yml("-e", "nodes_serial=1")
+    assert joined.returncode == 0, joined.tail()
+    assert member_names(MASTERS[0]) == sorted(node.name for node in MASTERS)
+    assert healthy_endpoints(MASTERS[0], MASTERS) == sorted(f"https://{node.ip}:2379" for node in MASTERS)
+    assert eventually(lambda: _node_ready(leaving, via=MASTERS[0]), timeout=180, interval=3), leaving.name
+    for node in NODES:
+        assert balancer_servers(node) == sorted(master.name for master in MASTERS), node.name
+    assert_recap_unchanged(site_yml())

@@ -170,10 +170,10 @@ BAD_INPUTS = [
         BadInput(
             "playbooks/remove_node.yml",
             ("-e", "node=k8s-master-1"),
-            r"k8s-master-1 is a master or an etcd member",
+            r"k8s-master-1 is the only master: a cluster cannot lose its last master",
             reaches_nodes=False,
         ),
-        id="remove-the-master",
+        id="remove-the-only-master",
     ),
     pytest.param(
         BadInput(
