@@ -119,6 +119,11 @@ print(json.dumps(answers))
 """
 
 
+def get_from(node: Node, url: str) -> list[object]:
+    """One request from the node, as GET_THROUGH_BALANCER makes it: [status] or [time and error]."""
+    return json.loads(node_exec(node, "python3", "-c", GET_THROUGH_BALANCER, url, "1", "0").stdout)
+
+
 # An upgrade goes first, so that every other test proves the upgraded cluster. Tests that run
 # playbooks go after those that only look, and the ones that change the cluster's shape (add,
 # remove, restore, reset) after those that expect it unchanged. "" stands for the unmarked tests.

@@ -28,6 +28,8 @@ from conftest import (
     TEST_IMAGE,
     Node,
     apply,
+    eventually,
+    get_from,
     kubectl,
     kubectl_json,
     node_exec,
@@ -115,10 +117,17 @@ def previous_release(cluster: None) -> None:
 
 @pytest.fixture(scope="module")
 def web(previous_release: None, namespace: str) -> str:
-    """The Deployment's Service address, once both replicas are available."""
+    """The Deployment's Service address, once both replicas are available and every node's
+    kube-proxy routes to them (until then a node refuses connections to the Service)."""
     apply(namespace, *web_manifests())
     kubectl("-n", namespace, "rollout", "status", f"deployment/{APP}", "--timeout=180s", timeout=210)
-    return kubectl_json("-n", namespace, "get", "service", APP)["spec"]["clusterIP"]
+    address = kubectl_json("-n", namespace, "get", "service", APP)["spec"]["clusterIP"]
+    for node in NODES:
+        answered = eventually(
+            lambda node=node: get_from(node, f"http://{address}/") == [200], timeout=60, interval=1
+        )
+        assert answered, f"the Service {address} does not answer on {node.name}"
+    return address
 
 
 def start_loop(node: Node, url: str) -> subprocess.Popen[str]:
