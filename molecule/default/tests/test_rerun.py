@@ -161,7 +161,7 @@ BAD_INPUTS = [
         BadInput(
             "playbooks/remove_node.yml",
             ("-e", "node=no-such-node"),
-            r"no-such-node is not a minion of this inventory",
+            r"no-such-node is not a node of this inventory",
             reaches_nodes=False,
         ),
         id="remove-unknown-node",
