@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
 # real cluster on the local test bed for each molecule scenario (create, converge, idempotence,
-# verify, destroy): `default` (1 master, 2 minions) and `ha` (3 masters, 1 minion).
+# verify, destroy): `default` (1 master, 2 minions), `ha` (3 masters, 1 minion) and
+# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -23,7 +24,7 @@ step "test bed: engine, node image, release mirror, sealed network"
 tests/testbed/testbed.sh up
 
 # Serialised with any other run against the test bed (bench_converge.sh, a demo).
-for scenario in default ha; do
+for scenario in default ha dedicated-etcd; do
   step "molecule $scenario: a real cluster from bare nodes"
   flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
 done

@@ -91,6 +91,11 @@ MASTERS = [node for node in NODES if node.is_master]
 MINIONS = [node for node in NODES if not node.is_master]
 MASTER = MASTERS[0]
 APISERVER_URL = f"https://{MASTER.ip}:{SETTINGS['apiserver_port']}"
+# The etcd members: the `etcd` group's machines, else the masters. Those that are not nodes are
+# dedicated etcd machines, which run nothing else.
+ETCD_MEMBERS = [node for node in PLATFORMS if "etcd" in node.groups] or MASTERS
+DEDICATED_ETCD = [node for node in ETCD_MEMBERS if node not in NODES]
+MACHINES = NODES + DEDICATED_ETCD
 
 
 # Every node's local apiserver balancer (role apiserver_balancer).
@@ -122,6 +127,38 @@ print(json.dumps(answers))
 def get_from(node: Node, url: str) -> list[object]:
     """One request from the node, as GET_THROUGH_BALANCER makes it: [status] or [time and error]."""
     return json.loads(node_exec(node, "python3", "-c", GET_THROUGH_BALANCER, url, "1", "0").stdout)
+
+
+# etcdctl on a member, with the member's own identity (the etcd role's health check does the same).
+ETCD_CLIENT_PORT = SETTINGS["etcd_client_port"]
+ETCD_PKI = "/etc/etcd/pki"
+ETCD_TLS = (
+    f"--cacert={ETCD_PKI}/etcd-ca.crt",
+    f"--cert={ETCD_PKI}/server.crt",
+    f"--key={ETCD_PKI}/server.key",
+)
+
+
+def etcd_url(member: Node) -> str:
+    return f"https://{member.ip}:{ETCD_CLIENT_PORT}"
+
+
+def etcdctl(member: Node, *args: str) -> Any:
+    local = f"--endpoints=https://127.0.0.1:{ETCD_CLIENT_PORT}"
+    return json.loads(node_exec(member, "etcdctl", local, *ETCD_TLS, *args, "-w", "json").stdout)
+
+
+def member_names(member: Node) -> list[str]:
+    return sorted(entry["name"] for entry in etcdctl(member, "member", "list")["members"])
+
+
+def healthy_endpoints(member: Node, endpoints: list[Node]) -> list[str]:
+    """The client URLs among endpoints' that answer healthy, asked from member."""
+    urls = ",".join(etcd_url(node) for node in endpoints)
+    result = node_exec(
+        member, "etcdctl", f"--endpoints={urls}", *ETCD_TLS, "endpoint", "health", "-w", "json", check=False
+    )
+    return sorted(entry["endpoint"] for entry in json.loads(result.stdout or "[]") if entry.get("health"))
 
 
 # An upgrade goes first, so that every other test proves the upgraded cluster. Tests that run

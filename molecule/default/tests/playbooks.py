@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import INVENTORY, NODES, REPO, SETTINGS, STATE_DIR, Node, node_exec, run
+from conftest import INVENTORY, MACHINES, REPO, SETTINGS, STATE_DIR, Node, node_exec, run
 
 PLAYBOOK_TIMEOUT = 2400
 FINGERPRINT_DIRS = [
@@ -133,7 +133,7 @@ def controller_fingerprint() -> dict[str, str]:
     return {path: digest for digest, path in (line.split("  ", 1) for line in lines)}
 
 
-def fingerprints(nodes: Sequence[Node] = NODES) -> dict[str, dict[str, str]]:
+def fingerprints(nodes: Sequence[Node] = MACHINES) -> dict[str, dict[str, str]]:
     return {"controller": controller_fingerprint()} | {node.name: node_fingerprint(node) for node in nodes}
 
 
@@ -148,7 +148,7 @@ def assert_unchanged(before: dict[str, dict[str, str]], after: dict[str, dict[st
     assert not changed, f"files or services changed (before, after): {changed}"
 
 
-def assert_recap_unchanged(run: PlaybookRun, nodes: Sequence[Node] = NODES) -> dict[str, dict[str, int]]:
+def assert_recap_unchanged(run: PlaybookRun, nodes: Sequence[Node] = MACHINES) -> dict[str, dict[str, int]]:
     recap = run.recap()
     missing = {node.name for node in nodes} - recap.keys()
     assert not missing, f"hosts missing from the PLAY RECAP: {missing}\n{run.tail()}"

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A highly available control plane (scenario `ha`): every etcd member healthy over mutual TLS,
-and the API, scheduling and etcd's quorum survive the loss of a master.
+"""A highly available control plane (scenario `ha`): the API, scheduling and etcd's quorum survive
+the loss of a master, and a master leaves and joins again.
 
 Runs only where the scenario has three masters or more.
 """
@@ -21,10 +21,13 @@ from conftest import (
     NODES,
     SETTINGS,
     Node,
+    etcd_url,
     eventually,
     get_from,
+    healthy_endpoints,
     kubectl,
     kubectl_json,
+    member_names,
     node_exec,
     run,
 )
@@ -33,12 +36,6 @@ from playbooks import assert_recap_unchanged, playbook, site_yml
 
 pytestmark = pytest.mark.skipif(len(MASTERS) < 3, reason="the scenario has a single master")
 
-ETCD_PKI = "/etc/etcd/pki"
-ETCD_TLS = (
-    f"--cacert={ETCD_PKI}/etcd-ca.crt",
-    f"--cert={ETCD_PKI}/server.crt",
-    f"--key={ETCD_PKI}/server.key",
-)
 APISERVER_PORT = SETTINGS["apiserver_port"]
 # The loop each surviving node runs through its balancer while a master goes: one request every
 # half second for 30 s, each given 3 s.
@@ -49,49 +46,9 @@ LOOP_INTERVAL = 0.5
 MAX_FAILED_REQUESTS = 6
 
 
-def etcdctl(master: Node, *args: str, endpoints: str = "https://127.0.0.1:2379") -> list[dict[str, object]]:
-    result = node_exec(master, "etcdctl", f"--endpoints={endpoints}", *ETCD_TLS, *args, "-w", "json")
-    return json.loads(result.stdout)
-
-
-def member_names(master: Node) -> list[str]:
-    return sorted(member["name"] for member in etcdctl(master, "member", "list")["members"])  # type: ignore[index]
-
-
-def healthy_endpoints(master: Node, endpoints: list[Node]) -> list[str]:
-    urls = ",".join(f"https://{node.ip}:2379" for node in endpoints)
-    result = node_exec(
-        master, "etcdctl", f"--endpoints={urls}", *ETCD_TLS, "endpoint", "health", "-w", "json", check=False
-    )
-    return sorted(entry["endpoint"] for entry in json.loads(result.stdout or "[]") if entry.get("health"))
-
-
 def lease_holder(name: str) -> str:
     holder = kubectl_json("-n", "kube-system", "get", "lease", name)["spec"]["holderIdentity"]
     return holder.split("_", 1)[0]
-
-
-def test_etcd_has_one_healthy_member_per_master(cluster: None) -> None:
-    for master in MASTERS:
-        assert member_names(master) == sorted(node.name for node in MASTERS), master.name
-    assert healthy_endpoints(MASTERS[0], MASTERS) == sorted(f"https://{node.ip}:2379" for node in MASTERS)
-
-
-def test_etcd_members_refuse_a_peer_without_certificate(cluster: None) -> None:
-    # Mutual TLS between members: the peer port answers no client that lacks an etcd certificate.
-    peer = f"https://{MASTERS[1].ip}:2380/members"
-    result = node_exec(
-        MASTERS[0], "python3", "-c",
-        "import ssl, sys, urllib.request\n"
-        f"context = ssl.create_default_context(cafile='{ETCD_PKI}/etcd-ca.crt')\n"
-        "try:\n"
-        f"    urllib.request.urlopen('{peer}', context=context, timeout=5)\n"
-        "except Exception as error:\n"
-        "    print(type(error).__name__, error)\n"
-        "else:\n"
-        "    print('answered')\n",
-    )  # fmt: skip
-    assert "answered" not in result.stdout and result.stdout.strip(), result.stdout
 
 
 @pytest.fixture
@@ -181,9 +138,7 @@ def test_losing_a_master_keeps_the_api_scheduling_and_etcd(cluster: None, lost_m
 
         # etcd keeps its quorum with the remaining members.
         remaining = [node for node in MASTERS if node != lost_master]
-        assert healthy_endpoints(surviving_master, remaining) == sorted(
-            f"https://{n.ip}:2379" for n in remaining
-        )
+        assert healthy_endpoints(surviving_master, remaining) == sorted(etcd_url(n) for n in remaining)
     finally:
         kubectl_via(surviving_master, "delete", "deployment", name, "--wait=false")
 
@@ -220,7 +175,7 @@ def test_a_master_leaves_and_joins_again(cluster: None, testbed_lock: None) -> N
     joined = site_yml("-e", "nodes_serial=1")
     assert joined.returncode == 0, joined.tail()
     assert member_names(MASTERS[0]) == sorted(node.name for node in MASTERS)
-    assert healthy_endpoints(MASTERS[0], MASTERS) == sorted(f"https://{node.ip}:2379" for node in MASTERS)
+    assert healthy_endpoints(MASTERS[0], MASTERS) == sorted(etcd_url(node) for node in MASTERS)
     assert eventually(lambda: _node_ready(leaving, via=MASTERS[0]), timeout=180, interval=3), leaving.name
     for node in NODES:
         assert balancer_servers(node) == sorted(master.name for master in MASTERS), node.name

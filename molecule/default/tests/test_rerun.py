@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from conftest import MASTER, NODES, REPO, SETTINGS, node_exec
+from conftest import MASTER, MINIONS, NODES, REPO, SETTINGS, node_exec
 
 from playbooks import assert_recap_unchanged, assert_unchanged, fingerprints, playbook, site_yml
 
@@ -114,11 +114,23 @@ BAD_INPUTS = [
         BadInput(
             "site.yml",
             (),
-            r"Every master runs an etcd member, but the `etcd` group lacks k8s-master-9",
+            r"Every master runs an etcd member when the `etcd` group names masters, but it lacks"
+            r" k8s-master-9",
             reaches_nodes=False,
             inventories=("inventory/testbed", "{etcd_inventory}"),
         ),
         id="master-left-out-of-the-etcd-group",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            rf"The `etcd` group names {MINIONS[0].name}, of the `minions` group: etcd runs on the masters"
+            r" or on machines of its own",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{minion_etcd_inventory}"),
+        ),
+        id="minion-in-the-etcd-group",
     ),
     pytest.param(
         BadInput("site.yml", ("--limit", "no-such-host"), r"no hosts", reaches_nodes=False),
@@ -196,7 +208,8 @@ BAD_INPUTS = [
 @pytest.fixture(scope="module")
 def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A truncated archive, an inventory that names minion-1's machine a second time, one that
-    lacks a node of the cluster, and one whose etcd group leaves a master out."""
+    lacks a node of the cluster, one whose etcd group leaves a master out, and one whose etcd group
+    names a minion."""
     folder = tmp_path_factory.mktemp("bad-input")
     corrupt = folder / "corrupt.tar.gz"
     corrupt.write_bytes(gzip.compress(b"not a tar archive" * 64)[:200])
@@ -216,11 +229,16 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     master = {"ansible_host": "172.31.250.99", "ansible_docker_host": "k8s-master-9"}
     groups = {"masters": {"hosts": {"k8s-master-9": master}}, "etcd": {"hosts": {MASTER.name: {}}}}
     etcd.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    # An etcd group that puts a member beside a minion's workloads.
+    minion_etcd = folder / "minion-etcd.yml"
+    groups = {"etcd": {"hosts": {MASTER.name: {}, MINIONS[0].name: {}}}}
+    minion_etcd.write_text(yaml.safe_dump({"all": {"children": groups}}))
     return {
         "corrupt_archive": str(corrupt),
         "alias_inventory": str(alias),
         "short_inventory": str(short),
         "etcd_inventory": str(etcd),
+        "minion_etcd_inventory": str(minion_etcd),
     }
 
 

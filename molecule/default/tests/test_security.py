@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from conftest import (
     APISERVER_URL,
+    ETCD_MEMBERS,
+    MACHINES,
     MASTER,
     MASTERS,
     NODES,
     PKI_DIR,
     STATE_DIR,
     Node,
+    etcd_url,
     https_status,
     kubectl,
     node_exec,
@@ -28,17 +31,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ADMIN_CERT = (PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
 KUBELET_PORT = 10250
-ETCD_CLIENT = "https://127.0.0.1:2379"
 ETCD_CA = "/etc/kubernetes/pki/etcd-ca.crt"
 APISERVER_ETCD_CLIENT = (
     "/etc/kubernetes/pki/apiserver-etcd-client.crt",
     "/etc/kubernetes/pki/apiserver-etcd-client.key",
 )
 
-# Files holding private keys (or embedding them), by the nodes that must have them.
+# Files holding private keys (or embedding them), by the machines that must have them.
+ETCD_SECRETS = ["/etc/etcd/pki/*.key"]
 MASTER_SECRETS = [
     "/etc/kubernetes/pki/*.key",
-    "/etc/etcd/pki/*.key",
     "/etc/kubernetes/*.kubeconfig",
     "/etc/kubernetes/encryption-config.yaml",
 ]
@@ -135,7 +137,7 @@ def test_kubelet_authorizes_the_admin_through_the_apiserver(cluster: None, node:
 
 def _etcd_health(*tls: str) -> tuple[int, str]:
     result = node_exec(
-        MASTER, "etcdctl", f"--endpoints={ETCD_CLIENT}", f"--cacert={ETCD_CA}", *tls,
+        MASTER, "etcdctl", f"--endpoints={etcd_url(ETCD_MEMBERS[0])}", f"--cacert={ETCD_CA}", *tls,
         "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health",
         check=False, timeout=30,
     )  # fmt: skip
@@ -172,9 +174,13 @@ def _stat(node: Node, patterns: list[str]) -> dict[str, str]:
     return files
 
 
-@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+@pytest.mark.parametrize("node", MACHINES, ids=lambda node: node.name)
 def test_private_keys_and_kubeconfigs_are_private_to_root(cluster: None, node: Node) -> None:
-    expected = NODE_SECRETS + (MASTER_SECRETS if node in MASTERS else [])
+    expected = (
+        (NODE_SECRETS if node in NODES else [])
+        + (MASTER_SECRETS if node in MASTERS else [])
+        + (ETCD_SECRETS if node in ETCD_MEMBERS else [])
+    )
     files = _stat(node, expected)
     found = node_exec(
         node, "sh", "-c",
@@ -200,7 +206,7 @@ def test_secrets_are_encrypted_at_rest_in_etcd(namespace: str) -> None:
     read = kubectl("-n", namespace, "get", "secret", "probe", "-o", "jsonpath={.data.value}").stdout
     assert base64.b64decode(read).decode() == value
     stored = node_exec(
-        MASTER, "etcdctl", f"--endpoints={ETCD_CLIENT}", f"--cacert={ETCD_CA}",
+        MASTER, "etcdctl", f"--endpoints={etcd_url(ETCD_MEMBERS[0])}", f"--cacert={ETCD_CA}",
         f"--cert={APISERVER_ETCD_CLIENT[0]}", f"--key={APISERVER_ETCD_CLIENT[1]}",
         "get", "--print-value-only", f"/registry/secrets/{namespace}/probe",
     ).stdout  # fmt: skip
