@@ -308,6 +308,13 @@ def namespace(cluster: None, request: pytest.FixtureRequest) -> Iterator[str]:
     topic = request.module.__name__.rpartition(".")[2].removeprefix("test_").replace("_", "-")
     name = f"verify-{topic}-{secrets.token_hex(3)}"
     kubectl("create", "namespace", name)
+
+    # The API refuses pods in a namespace until the controller-manager has given it its default
+    # ServiceAccount.
+    def has_account() -> bool:
+        return kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0
+
+    assert eventually(has_account, timeout=60), f"namespace {name} got no default ServiceAccount"
     yield name
     kubectl("delete", "namespace", name, "--timeout=120s", timeout=150)
 

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 from conftest import (
+    MACHINES,
     MIRROR_URL,
     NODES,
     OUTSIDE_HOST,
@@ -50,7 +51,7 @@ def test_outside_host_answers_the_controller() -> None:
         socket.create_connection((OUTSIDE_HOST, OUTSIDE_PORT), timeout=3).close()
 
 
-@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+@pytest.mark.parametrize("node", MACHINES, ids=lambda node: node.name)
 def test_node_cannot_reach_the_outside_host(node: Node) -> None:
     before = seal_drops()
     connect = node_exec(
@@ -63,7 +64,7 @@ def test_node_cannot_reach_the_outside_host(node: Node) -> None:
     assert seal_drops() > before
 
 
-@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+@pytest.mark.parametrize("node", MACHINES, ids=lambda node: node.name)
 def test_node_reaches_the_release_mirror(node: Node) -> None:
     fetch = (
         f"import urllib.request; print(urllib.request.urlopen({CHECKSUM_URL!r}, timeout=10).read().decode())"
