@@ -51,14 +51,24 @@ class ActionModule(ActionBase):
 
         pki_dir = os.path.expanduser(args["pki_dir"])
         issued_dir = os.path.join(pki_dir, "issued", str((task_vars or {})["inventory_hostname"]))
+        # The node's answer says which CSR is which; everything else (the CA, what each certificate
+        # says) comes from this task's own requests, and every CSR is checked against its request.
+        csrs = {entry.get("name"): entry.get("csr") for entry in requested.get("csrs", [])}
+        names = [request["name"] for request in args["certificates"]]
+        if sorted(csrs, key=str) != sorted(names):
+            raise AnsibleActionFail(
+                f"{issued_dir}: the node answered with CSRs for {sorted(csrs, key=str)}, but "
+                f"{sorted(names)} were requested; nothing was signed."
+            )
         signing = [
             {
                 "path": os.path.join(issued_dir, f"{request['name']}.crt"),
-                "csr": request["csr"],
-                "ca_certificate_path": os.path.join(pki_dir, f"{request['ca']}.crt"),
-                "ca_privatekey_path": os.path.join(pki_dir, f"{request['ca']}.key"),
+                "request": request,
+                "csr": csrs[request["name"]],
+                "ca_certificate_path": os.path.join(pki_dir, f"{request.get('ca') or 'ca'}.crt"),
+                "ca_privatekey_path": os.path.join(pki_dir, f"{request.get('ca') or 'ca'}.key"),
             }
-            for request in requested["csrs"]
+            for request in args["certificates"]
         ]
         try:
             signed = ensure_certificates(

@@ -18,7 +18,7 @@ import ipaddress
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ansible_collections.scratch.kubernetes.plugins.module_utils._atomic import write_atomic
@@ -465,27 +465,46 @@ def _requested_extensions(spec: CertSpec) -> list[tuple[x509.ExtensionType, bool
     return extensions
 
 
+DEFAULT_KEY_USAGE = ("digital_signature", "key_encipherment")
+DEFAULT_EXTENDED_KEY_USAGE = ("client_auth",)
+
+
+def requested_spec(
+    public_key: CertificatePublicKeyTypes,
+    common_name: str,
+    organization: Iterable[str] = (),
+    dns_names: Iterable[str] = (),
+    ip_addresses: Iterable[str] = (),
+    key_usage: Iterable[str] = DEFAULT_KEY_USAGE,
+    extended_key_usage: Iterable[str] = DEFAULT_EXTENDED_KEY_USAGE,
+) -> CertSpec:
+    """The certificate that a request with these fields asks for, for ``public_key``."""
+    usages, extended_usages = frozenset(key_usage), frozenset(extended_key_usage)
+    unknown = (usages - set(KEY_USAGES)) | (extended_usages - EXTENDED_KEY_USAGES.keys())
+    if unknown:
+        raise SettingError(f"unknown key usage {sorted(unknown)}; see the module documentation for choices.")
+    return CertSpec(
+        subject=build_subject(common_name, organization),
+        public_key=public_key,
+        dns_names=frozenset(dns_names),
+        ip_addresses=parse_ip_addresses(ip_addresses),
+        key_usage=usages,
+        extended_key_usage=extended_usages,
+    )
+
+
 def make_csr(
     key: PrivateKey,
     common_name: str,
     organization: Iterable[str] = (),
     dns_names: Iterable[str] = (),
     ip_addresses: Iterable[str] = (),
-    key_usage: Iterable[str] = ("digital_signature", "key_encipherment"),
-    extended_key_usage: Iterable[str] = ("client_auth",),
+    key_usage: Iterable[str] = DEFAULT_KEY_USAGE,
+    extended_key_usage: Iterable[str] = DEFAULT_EXTENDED_KEY_USAGE,
 ) -> x509.CertificateSigningRequest:
     """A CSR signed by ``key``; SANs and usages are sorted, so equal input requests equal content."""
-    usages, extended_usages = frozenset(key_usage), frozenset(extended_key_usage)
-    unknown = (usages - set(KEY_USAGES)) | (extended_usages - EXTENDED_KEY_USAGES.keys())
-    if unknown:
-        raise SettingError(f"unknown key usage {sorted(unknown)}; see the module documentation for choices.")
-    spec = CertSpec(
-        subject=build_subject(common_name, organization),
-        public_key=key.public_key(),
-        dns_names=frozenset(dns_names),
-        ip_addresses=parse_ip_addresses(ip_addresses),
-        key_usage=usages,
-        extended_key_usage=extended_usages,
+    spec = requested_spec(
+        key.public_key(), common_name, organization, dns_names, ip_addresses, key_usage, extended_key_usage
     )
     builder = x509.CertificateSigningRequestBuilder().subject_name(spec.subject)
     for extension, critical in _requested_extensions(spec):
@@ -526,6 +545,36 @@ def spec_from_csr(pem: str) -> CertSpec:
         )
     # Constraints requested in the CSR are ignored: certificate issues leaf certificates only.
     return dataclasses.replace(spec, is_ca=False)
+
+
+# What a CSR is compared on with the request it answers, and how each field reads in a message.
+_CSR_FIELDS = {
+    "subject": lambda spec: spec.subject.rfc4514_string(),
+    "dns_names": lambda spec: sorted(spec.dns_names),
+    "ip_addresses": lambda spec: [str(address) for address in _sorted_ips(spec.ip_addresses)],
+    "key_usage": lambda spec: sorted(spec.key_usage),
+    "extended_key_usage": lambda spec: sorted(spec.extended_key_usage),
+}
+
+
+def spec_for_request(pem: str, request: Mapping[str, Any]) -> CertSpec:
+    """The certificate to issue for a CSR that a node made for a request of the controller.
+
+    ``request`` holds the arguments of :func:`requested_spec` but the key. The CSR, made where the
+    controller cannot see, must ask for exactly that: anything else, a group added to the subject
+    say, is refused with the field named. Only the key comes from the CSR, once its signature
+    proves that the node holds it.
+    """
+    found = spec_from_csr(pem)
+    wanted = requested_spec(found.public_key, **request)
+    for field, show in _CSR_FIELDS.items():
+        if getattr(found, field) != getattr(wanted, field):
+            raise CSRError(
+                f"the CSR asks for {field} {show(found)}, but {show(wanted)} was requested: it was not made "
+                "by this collection's request, or was altered on the node. Nothing was signed; look into "
+                "how the node's CSR came to differ before running again."
+            )
+    return dataclasses.replace(wanted, public_key=found.public_key)
 
 
 def _parse_certificate(data: bytes) -> x509.Certificate:

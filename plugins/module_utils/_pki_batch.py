@@ -8,10 +8,12 @@ reissue time); batching only removes the round trip per certificate.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
+    DEFAULT_EXTENDED_KEY_USAGE,
+    DEFAULT_KEY_USAGE,
     KeySpec,
     Outcome,
     PKIError,
@@ -23,10 +25,23 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     load_private_key,
     make_csr,
     parse_timestamp,
-    spec_from_csr,
+    spec_for_request,
 )
 
 _KEY_MODE = 0o600
+
+
+def request_fields(request: Mapping[str, Any]) -> dict[str, Any]:
+    """What a request asks a certificate to say (the arguments of make_csr but the key), defaults
+    filled in: the node makes its CSR from it, and the controller checks that CSR against it."""
+    return {
+        "common_name": request["common_name"],
+        "organization": request.get("organization") or (),
+        "dns_names": request.get("dns_names") or (),
+        "ip_addresses": request.get("ip_addresses") or (),
+        "key_usage": request.get("key_usage") or DEFAULT_KEY_USAGE,
+        "extended_key_usage": request.get("extended_key_usage") or DEFAULT_EXTENDED_KEY_USAGE,
+    }
 
 
 def ensure_requests(
@@ -53,15 +68,7 @@ def ensure_requests(
             continue
         if mode_reason := ensure_mode(path, _KEY_MODE, check_mode=check_mode):
             reasons.append(mode_reason)
-        csr = make_csr(
-            load_private_key(path),
-            request["common_name"],
-            request.get("organization") or (),
-            request.get("dns_names") or (),
-            request.get("ip_addresses") or (),
-            request.get("key_usage") or ("digital_signature", "key_encipherment"),
-            request.get("extended_key_usage") or ("client_auth",),
-        )
+        csr = make_csr(load_private_key(path), **request_fields(request))
         entry["csr"] = csr_pem(csr)
     return Outcome(reasons, {"csrs": csrs})
 
@@ -74,9 +81,11 @@ def ensure_certificates(
     reissue_issued_before: str | None = None,
     check_mode: bool = False,
 ) -> Outcome:
-    """Sign each ``{path, csr, ca_certificate_path, ca_privatekey_path}`` that needs it.
+    """Sign each ``{path, request, csr, ca_certificate_path, ca_privatekey_path}`` that needs it.
 
-    Each CA is loaded once, before anything is written. ``facts["issued"]`` lists the paths
+    ``request`` is what the controller asked the node for (ensure_requests' input), ``csr`` what
+    the node made of it: every CSR must ask for exactly its request, or nothing is signed. Each
+    CA is loaded once, before anything is written. ``facts["issued"]`` lists the paths
     (re)issued, or that would be.
     """
     issued_before = (
@@ -89,6 +98,14 @@ def ensure_certificates(
         ca = (item["ca_certificate_path"], item["ca_privatekey_path"])
         if ca not in cas:
             cas[ca] = load_ca(*ca)
+    # Every CSR next, for the same reason: a node that asks for more than its requests gets nothing.
+    specs = {}
+    for item in items:
+        if item.get("csr") is not None:
+            try:
+                specs[item["path"]] = spec_for_request(item["csr"], request_fields(item["request"]))
+            except PKIError as error:
+                raise PKIError(f"{item['path']}: {error}") from None
     reasons: list[str] = []
     issued: list[str] = []
     for item in items:
@@ -104,7 +121,7 @@ def ensure_certificates(
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         outcome = _ensure_certificate(
             path,
-            spec_from_csr(item["csr"]),
+            specs[path],
             ca_key,
             ca_cert,
             validity_days,

@@ -12,9 +12,14 @@ description:
   - The one way the roles issue certificates. On the node, M(scratch.kubernetes.certificate_requests) keeps
     or makes a key (ECDSA P-256, mode 0600) for each entry of O(certificates) in O(directory), and returns
     its CSR. The node's keys never leave it; the CA keys never leave the controller.
-    On the controller, in the same task, each CSR is signed by the CA its entry names, exactly as
-    M(scratch.kubernetes.certificate) would sign it, with the same checks deciding whether the certificate
-    already issued is kept (key, subject, SANs, usages, issuer, expiry, O(reissue_issued_before)).
+    On the controller, in the same task, each CSR is signed by the CA its entry names, with the same
+    checks as M(scratch.kubernetes.certificate) deciding whether the certificate already issued is kept
+    (key, subject, SANs, usages, issuer, expiry, O(reissue_issued_before)).
+  - The controller signs only what it asked for. Every CSR must ask for exactly the subject, SANs and usages
+    of its entry in O(certificates); the certificate is built from that entry, and only the key comes from
+    the CSR (whose signature proves the node holds it). A CSR that differs, as one made or altered by root
+    on the node to obtain another identity would, fails the task, naming the field, before anything is
+    signed, in check mode too.
   - Certificates are kept on the controller in O(pki_dir)/issued/INVENTORY_HOSTNAME/NAME.crt. The task
     does not copy them. It returns RV(files), which the caller adds to its own
     M(scratch.kubernetes.install_files) call, so that a role installs all its files in one task.

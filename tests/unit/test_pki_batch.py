@@ -17,9 +17,11 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils import _pki_bat
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki import (
     KeySpec,
     PKIError,
+    csr_pem,
     ensure_private_key,
     load_ca,
     load_private_key,
+    make_csr,
 )
 from ansible_collections.scratch.kubernetes.plugins.module_utils._pki_batch import (
     ensure_certificates,
@@ -59,11 +61,15 @@ def cas(tmp_path: Path) -> dict[str, CA]:
     return {name: CA(tmp_path / "pki", name) for name in ("ca", "etcd-ca")}
 
 
-def certificate_items(csrs: list[dict[str, Any]], cas: dict[str, CA], issued: Path) -> list[dict[str, Any]]:
+def certificate_items(
+    csrs: list[dict[str, Any]], cas: dict[str, CA], issued: Path, requests: list[dict[str, Any]] = REQUESTS
+) -> list[dict[str, Any]]:
     """What the node_certificates action passes to ensure_certificates for one node's requests."""
+    by_name = {request["name"]: request for request in requests}
     return [
         {
             "path": str(issued / f"{entry['name']}.crt"),
+            "request": by_name[entry["name"]],
             "csr": entry["csr"],
             "ca_certificate_path": str(cas[entry["ca"]].cert),
             "ca_privatekey_path": str(cas[entry["ca"]].key),
@@ -244,7 +250,7 @@ def test_changed_san_reissues_only_that_certificate(
     requests[1]["dns_names"] = ["worker-1", "worker-1.example.test"]
 
     keys = ensure_requests(str(node_dir), requests)
-    outcome = ensure_certificates(certificate_items(keys.facts["csrs"], cas, issued_dir))
+    outcome = ensure_certificates(certificate_items(keys.facts["csrs"], cas, issued_dir, requests))
 
     assert not keys.changed, "a new SAN must not replace the key"
     server = issued_dir / "kubelet-server.crt"
@@ -339,3 +345,77 @@ def test_certificate_path_without_a_directory_part(
 
     assert outcome.facts["issued"] == ["kubelet-client.crt"]
     verify_issued_by(load_cert(tmp_path / "kubelet-client.crt"), load_cert(cas["ca"].cert))
+
+
+# ---------------------------------------------------------------------------- CSRs that ask for more
+
+
+def _tampered(node_dir: Path, name: str, **changes: Any) -> str:
+    """A CSR that root on the node makes with the node's own key for other names or usages."""
+    request = {**next(r for r in REQUESTS if r["name"] == name), **changes}
+    key = load_private_key(str(node_dir / f"{name}.key"))
+    return csr_pem(make_csr(key, **_pki_batch.request_fields(request)))
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "message"),
+    [
+        pytest.param(
+            "kubelet-client", {"organization": ["system:masters"]},
+            r"asks for subject CN=system:node:worker-1,O=system:masters, but"
+            r" CN=system:node:worker-1,O=system:nodes was requested",
+            id="group-added",
+        ),
+        pytest.param(
+            "kubelet-client", {"common_name": "admin"},
+            r"asks for subject CN=admin,O=system:nodes, but CN=system:node:worker-1,O=system:nodes"
+            r" was requested",
+            id="another-user",
+        ),
+        pytest.param(
+            "kubelet-server", {"dns_names": ["worker-1", "kubernetes.default"]},
+            r"asks for dns_names \['kubernetes.default', 'worker-1'\], but \['worker-1'\] was requested",
+            id="name-added",
+        ),
+        pytest.param(
+            "kubelet-server", {"ip_addresses": ["10.0.0.11", "10.0.0.1"]},
+            r"asks for ip_addresses \['10.0.0.1', '10.0.0.11'\], but \['10.0.0.11'\] was requested",
+            id="address-added",
+        ),
+        pytest.param(
+            "kubelet-server", {"extended_key_usage": ["server_auth", "client_auth"]},
+            r"asks for extended_key_usage \['client_auth', 'server_auth'\], but \['server_auth'\]"
+            r" was requested",
+            id="usage-added",
+        ),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+def test_a_csr_that_asks_for_more_than_its_request_is_refused_and_nothing_is_signed(
+    node_dir: Path, cas: dict[str, CA], tmp_path: Path, name: str, changes: dict[str, Any], message: str,
+    check_mode: bool,
+) -> None:  # fmt: skip
+    csrs = ensure_requests(str(node_dir), REQUESTS).facts["csrs"]
+    for entry in csrs:
+        if entry["name"] == name:
+            entry["csr"] = _tampered(node_dir, name, **changes)
+    issued_dir = tmp_path / "issued" / "worker-1"
+
+    with pytest.raises(PKIError, match=rf"^{issued_dir / name}\.crt: the CSR {message}: it was not made by"):
+        ensure_certificates(certificate_items(csrs, cas, issued_dir), check_mode=check_mode)
+    assert not issued_dir.exists()
+
+
+def test_a_tampered_csr_is_refused_even_when_its_certificate_exists(
+    node_dir: Path, cas: dict[str, CA], tmp_path: Path
+) -> None:
+    # A certificate that fits would otherwise be kept without a look at the CSR: refuse all the same.
+    issued_dir = tmp_path / "issued" / "worker-1"
+    csrs = ensure_requests(str(node_dir), REQUESTS).facts["csrs"]
+    ensure_certificates(certificate_items(csrs, cas, issued_dir))
+    contents = {path: path.read_bytes() for path in issued_dir.iterdir()}
+    csrs[0]["csr"] = _tampered(node_dir, "kubelet-client", organization=["system:masters"])
+
+    with pytest.raises(PKIError, match="asks for subject"):
+        ensure_certificates(certificate_items(csrs, cas, issued_dir))
+    assert {path: path.read_bytes() for path in issued_dir.iterdir()} == contents

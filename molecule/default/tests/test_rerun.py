@@ -296,3 +296,42 @@ def test_record_that_differs_from_the_cluster_stops_the_run(cluster: None, testb
     assert any(wanted in message for message in messages), messages
     assert_recap_unchanged(result)
     assert_unchanged(before, fingerprints())
+
+
+# Root on a node makes every CSR of the next run ask for the system:masters group (Python loads
+# sitecustomize into every module the run starts there).
+ASK_FOR_SYSTEM_MASTERS = """
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+_subject_name = x509.CertificateSigningRequestBuilder.subject_name
+def subject_name(self, name):
+    masters = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters")
+    return _subject_name(self, x509.Name([masters, *name.get_attributes_for_oid(NameOID.COMMON_NAME)]))
+x509.CertificateSigningRequestBuilder.subject_name = subject_name
+"""
+
+
+def test_a_node_that_asks_for_more_than_its_requests_gets_no_certificate(
+    cluster: None, testbed_lock: None
+) -> None:
+    node = MINIONS[0]
+    site_packages = "import site; print(site.getsitepackages()[0])"
+    packages = node_exec(node, "python3", "-c", site_packages).stdout.strip()
+    tamper = f"{packages}/sitecustomize.py"
+    before = fingerprints()
+    node_exec(node, "sh", "-c", f"mkdir -p {packages} && cat > {tamper}", input=ASK_FOR_SYSTEM_MASTERS)
+    try:
+        result = site_yml()
+    finally:
+        node_exec(node, "rm", "-f", tamper)
+    assert result.returncode != 0, result.tail()
+    wanted = re.compile(r"the CSR asks for subject CN=[^,]+,O=system:masters, but CN=")
+    refused = [
+        failure
+        for failure in result.failures()
+        if failure.host == node.name and any(wanted.search(message) for message in failure.messages)
+    ]
+    assert refused, f"{result.failures()}\n{result.tail()}"
+    # Nothing issued on the controller, nothing installed on any node.
+    assert_recap_unchanged(result)
+    assert_unchanged(before, fingerprints())
