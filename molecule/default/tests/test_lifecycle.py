@@ -68,6 +68,7 @@ PROCESSES += ["containerd", "containerd-shim", "pause", "haproxy"]
 # What reset.yml must leave behind on a node: none of these.
 RESET_PATHS = [
     "/etc/kubernetes",
+    "/var/log/kubernetes",
     "/etc/etcd",
     "/var/lib/etcd",
     "/var/lib/kubelet",

@@ -8,6 +8,7 @@ import datetime
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -18,9 +19,11 @@ from conftest import (
     MASTERS,
     NODES,
     PKI_DIR,
+    SETTINGS,
     STATE_DIR,
     Node,
     etcd_url,
+    eventually,
     https_status,
     kubectl,
     node_exec,
@@ -225,3 +228,82 @@ def test_secrets_are_encrypted_at_rest_in_etcd(namespace: str) -> None:
     stored = base64.b64decode(json.loads(answer)["kvs"][0]["value"])
     assert stored.startswith(b"k8s:enc:aescbc:v1:"), stored[:80]
     assert value.encode() not in stored
+
+
+AUDIT_LOG = "/var/log/kubernetes/audit.log"
+
+
+def audit_events(master: Node, needle: str) -> list[dict[str, Any]]:
+    """The audit events on master whose line mentions needle."""
+    lines = node_exec(master, "grep", "-F", needle, AUDIT_LOG, check=False).stdout.splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_audit_log_records_who_did_what_and_never_a_secret(namespace: str) -> None:
+    name, value = f"audited-{secrets.token_hex(4)}", f"audit-plaintext-{secrets.token_hex(16)}"
+    kubectl("-n", namespace, "create", "secret", "generic", name, f"--from-literal=value={value}")
+    kubectl("-n", namespace, "get", "secret", name, "-o", "name")
+
+    def created() -> list[dict[str, Any]]:
+        events = [event for master in MASTERS for event in audit_events(master, name)]
+        return [event for event in events if event["verb"] == "create"]
+
+    # The log is written as requests finish; give it a moment.
+    events = eventually(created, timeout=30)
+    assert events, f"no audit event for creating secret {namespace}/{name}"
+    event = events[0]
+    assert event["user"]["username"] == "admin", event
+    reference = [event["objectRef"][key] for key in ("resource", "namespace", "name")]
+    assert reference == ["secrets", namespace, name], event
+    assert event["level"] == "Metadata", event
+    assert "requestObject" not in event and "responseObject" not in event, event
+    encoded = base64.b64encode(value.encode()).decode()
+    for master in MASTERS:
+        assert not audit_events(master, value) and not audit_events(master, encoded), master.name
+
+
+# Run on the first master with its own Python: a TLS handshake with each server at one protocol
+# version and with given suites (any certificate accepted: this is about the protocol). Prints the
+# suite agreed, or null when the server refused. @SECLEVEL=0 lets this client offer what the
+# servers must refuse, so that only the server decides.
+TLS_PROBE = """
+import json, socket, ssl, sys
+host, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def handshake(version, ciphers):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = context.maximum_version = version
+    context.set_ciphers(ciphers + ":@SECLEVEL=0")
+    if cert:
+        context.load_cert_chain(cert, key)
+    try:
+        with socket.create_connection((host, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+            return tls.cipher()[0]
+    except (OSError, ssl.SSLError):
+        return None
+print(json.dumps({
+    "aead": handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
+    "cbc": handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"),
+    "tls1.1": handshake(ssl.TLSVersion.TLSv1_1, "ALL"),
+}))
+"""
+TLS_SERVERS = [
+    pytest.param("127.0.0.1", SETTINGS["apiserver_port"], ("", ""), id="apiserver"),
+    pytest.param("127.0.0.1", 10257, ("", ""), id="controller-manager"),
+    pytest.param("127.0.0.1", 10259, ("", ""), id="scheduler"),
+    *(pytest.param(node.ip, KUBELET_PORT, ("", ""), id=f"kubelet-{node.name}") for node in NODES),
+    # etcd wants a client certificate before it finishes a TLS 1.2 handshake.
+    *(pytest.param(member.ip, SETTINGS["etcd_client_port"], APISERVER_ETCD_CLIENT, id=f"etcd-{member.name}")
+      for member in ETCD_MEMBERS),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("host", "port", "cert"), TLS_SERVERS)
+def test_servers_take_only_tls_1_2_or_newer_with_aead_suites(
+    cluster: None, host: str, port: int, cert: tuple[str, str]
+) -> None:
+    answers = json.loads(node_exec(MASTER, "python3", "-c", TLS_PROBE, host, str(port), *cert).stdout)
+    # Positive control: a suite of the list is agreed.
+    assert answers["aead"] in {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"}, answers
+    assert answers["cbc"] is None and answers["tls1.1"] is None, answers
