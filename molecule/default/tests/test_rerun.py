@@ -298,8 +298,10 @@ def test_record_that_differs_from_the_cluster_stops_the_run(cluster: None, testb
     assert_unchanged(before, fingerprints())
 
 
-# Root on a node makes every CSR of the next run ask for the system:masters group (Python loads
-# sitecustomize into every module the run starts there).
+# Root on a node makes every CSR of the next run ask for the system:masters group: site runs the
+# `import` line of a .pth file in every Python the run starts there. (A sitecustomize would not
+# do: Debian's own, in the standard library, comes first on sys.path. And the .pth file goes
+# beside cryptography, whose directory is on sys.path only from then on.)
 ASK_FOR_SYSTEM_MASTERS = """
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -314,16 +316,22 @@ x509.CertificateSigningRequestBuilder.subject_name = subject_name
 def test_a_node_that_asks_for_more_than_its_requests_gets_no_certificate(
     cluster: None, testbed_lock: None
 ) -> None:
+    """A certificate falls due (here: it is gone) on a minion whose root tampers with the CSRs."""
     node = MINIONS[0]
-    site_packages = "import site; print(site.getsitepackages()[0])"
-    packages = node_exec(node, "python3", "-c", site_packages).stdout.strip()
-    tamper = f"{packages}/sitecustomize.py"
+    due = "/var/lib/kube-proxy/pki/kube-proxy.crt"
+    where = "import cryptography, os; print(os.path.dirname(os.path.dirname(cryptography.__file__)))"
+    packages = node_exec(node, "python3", "-c", where).stdout.strip()
+    module, loader = f"{packages}/scratch_tamper.py", f"{packages}/scratch-tamper.pth"
     before = fingerprints()
-    node_exec(node, "sh", "-c", f"mkdir -p {packages} && cat > {tamper}", input=ASK_FOR_SYSTEM_MASTERS)
+    certificate = node_exec(node, "cat", due).stdout
+    node_exec(node, "sh", "-c", f"cat > {module}", input=ASK_FOR_SYSTEM_MASTERS)
     try:
+        node_exec(node, "sh", "-c", f"cat > {loader} && rm {due}", input="import scratch_tamper\n")
         result = site_yml()
+        left = node_exec(node, "ls", due, check=False).returncode
     finally:
-        node_exec(node, "rm", "-f", tamper)
+        node_exec(node, "rm", "-f", module, loader)
+        node_exec(node, "sh", "-c", f"cat > {due}", input=certificate)
     assert result.returncode != 0, result.tail()
     wanted = re.compile(r"the CSR asks for subject CN=[^,]+,O=system:masters, but CN=")
     refused = [
@@ -332,6 +340,7 @@ def test_a_node_that_asks_for_more_than_its_requests_gets_no_certificate(
         if failure.host == node.name and any(wanted.search(message) for message in failure.messages)
     ]
     assert refused, f"{result.failures()}\n{result.tail()}"
-    # Nothing issued on the controller, nothing installed on any node.
+    assert left != 0, f"{due} was installed"
+    # Nothing issued on the controller, nothing else changed on any node.
     assert_recap_unchanged(result)
     assert_unchanged(before, fingerprints())
