@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,11 @@ def cas(tmp_path: Path) -> dict[str, CA]:
 
 
 def certificate_items(
-    csrs: list[dict[str, Any]], cas: dict[str, CA], issued: Path, requests: list[dict[str, Any]] = REQUESTS
+    csrs: list[dict[str, Any]], cas: dict[str, CA], issued: Path, requests: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
-    """What the node_certificates action passes to ensure_certificates for one node's requests."""
-    by_name = {request["name"]: request for request in requests}
+    """What the node_certificates action passes to ensure_certificates for one node's requests
+    (by default, the test requests)."""
+    by_name = {request["name"]: request for request in requests or REQUESTS}
     return [
         {
             "path": str(issued / f"{entry['name']}.crt"),
