@@ -210,8 +210,12 @@ def _attempt(url: str, handle: BinaryIO, transport: Transport, limit: int | None
         error.close()
         if error.code >= 500 or error.code == 429:
             raise _Retryable(f"HTTP {error.code} {error.reason}") from error
+        # A 404 is most often a version or a base URL that names no release.
+        hint = "check url"
+        if error.code == 404:
+            hint = "nothing is published there: check the version and the base URL in it"
         raise DownloadError(
-            f"Downloading {url} failed with HTTP {error.code} {error.reason}; check url."
+            f"Downloading {url} failed with HTTP {error.code} {error.reason}; {hint}."
         ) from error
     except urllib.error.URLError as error:
         raise _Retryable(str(error.reason)) from error

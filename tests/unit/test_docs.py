@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The docs stay in step: the Chinese README gives the English one's commands, and relative links
-in the docs lead to files that exist."""
+"""The docs stay in step: the Chinese README gives the English one's commands, relative links in
+the docs lead to files that exist, and the catalog of bad input is the one the tests run."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def test_chinese_readme_gives_the_same_commands() -> None:
     assert chinese == english
 
 
-@pytest.mark.parametrize("document", [*TRANSLATIONS, *TRANSLATIONS.values(), "docs/security.md"])
+LINKING = [*TRANSLATIONS, *TRANSLATIONS.values(), "docs/security.md", "docs/bad-inputs.md"]
+
+
+@pytest.mark.parametrize("document", LINKING)
 def test_relative_links_lead_to_files(document: str) -> None:
     path = REPO / document
     missing = [target for target in LINK.findall(path.read_text()) if not (path.parent / target).exists()]
@@ -34,3 +37,11 @@ def test_relative_links_lead_to_files(document: str) -> None:
 def test_each_translation_links_the_other(english: str, chinese: str) -> None:
     assert f"]({Path(chinese).name})" in (REPO / english).read_text()
     assert f"]({Path(english).name})" in (REPO / chinese).read_text()
+
+
+def test_bad_input_catalog_lists_every_case_the_tests_run() -> None:
+    catalog = (REPO / "molecule/default/tests/test_rerun.py").read_text()
+    tested = re.findall(r'^        id="([^"]+)",$', catalog, re.M)
+    listed = re.findall(r"^\| `([^`]+)` \|", (REPO / "docs/bad-inputs.md").read_text(), re.M)
+    assert len(tested) >= 20
+    assert sorted(listed) == sorted(tested)

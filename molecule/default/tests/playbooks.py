@@ -91,6 +91,8 @@ class PlaybookRun:
 def _messages(result: Any) -> list[str]:
     if isinstance(result, dict):
         own = [result["msg"]] if isinstance(result.get("msg"), str) else []
+        # Role argument validation says what is wrong in argument_errors, beside a generic msg.
+        own += [error for error in result.get("argument_errors", []) if isinstance(error, str)]
         return own + [msg for item in result.get("results", []) for msg in _messages(item)]
     return []
 

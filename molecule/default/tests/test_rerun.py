@@ -42,9 +42,11 @@ SKIPPED_MINOR = f"{_major}.{int(_minor) + 2}.0"
 class BadInput:
     """A mistake an operator makes, and the message that must stop the run before any change.
 
-    Arguments may name the files the `bad_input_files` fixture makes: {corrupt_archive},
-    {alias_inventory}. With reaches_nodes, every node must show in the recap (the run got to them
-    and changed nothing); otherwise the run stops before it reaches them.
+    Arguments and inventories may name the files the `bad_input_files` fixture makes:
+    {corrupt_archive}, {alias_inventory}... With reaches_nodes, every node must show in the recap
+    (the run got to them and changed nothing); otherwise the run stops before it reaches them.
+    A machine's shortcoming is made for the run by on_minion: a shell script run on the first
+    minion before it, and one that undoes it after.
     """
 
     playbook: str
@@ -53,6 +55,17 @@ class BadInput:
     failing_role: str | None = None
     reaches_nodes: bool = True
     inventories: tuple[str, ...] = ("inventory/testbed",)
+    on_minion: tuple[str, str] = ("", "")
+
+
+# The overlay filesystem gone from the kernel's list (and no module to load): a bind mount over
+# /proc/filesystems inside the node, which its kernel never sees.
+WITHOUT_OVERLAY = (
+    "grep -vw overlay /proc/filesystems > /run/without-overlay"
+    " && mount --bind /run/without-overlay /proc/filesystems",
+    "umount /proc/filesystems; rm -f /run/without-overlay",
+)
+UNPUBLISHED_VERSION = f"{_major}.{_minor}.99"
 
 
 BAD_INPUTS = [
@@ -202,14 +215,157 @@ BAD_INPUTS = [
         ),
         id="restore-from-a-corrupt-archive",
     ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "service_cidr=10.32.0.0/29"),
+            r"cluster_dns_index 10 is outside service_cidr 10\.32\.0\.0/29, whose free indexes are 2 to 6",
+        ),
+        id="service-cidr-too-small-for-cluster-dns",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "cluster_cidr=172.31.0.0/16"),
+            r"node_networks entry 172\.31\.250\.0/24 overlaps cluster_cidr 172\.31\.0\.0/16",
+        ),
+        id="cluster-cidr-overlapping-the-node-network",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            r"etcd needs 1, 3 or 5 members; this inventory gives it 2",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{two_etcd_inventory}"),
+        ),
+        id="etcd-group-of-two",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            rf"no host may be in both \(masters=\[.*'{MINIONS[0].name}'\]",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{minion_master_inventory}"),
+        ),
+        id="host-in-masters-and-minions",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            r"the groups `masters` and `minions` must both list hosts.*\(masters=\[\],",
+            reaches_nodes=False,
+            inventories=("{masterless_inventory}",),
+        ),
+        id="inventory-without-masters",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            r"node_ip 172\.31\.250\.12 is used by both 'k8s-minion-1' and 'k8s-minion-9'",
+            inventories=("inventory/testbed", "{alias_inventory}"),
+        ),
+        id="two-nodes-sharing-an-address",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            rf"{MINIONS[0].name}: node_ip 172\.31\.250\.97 is not one of its addresses",
+            inventories=("inventory/testbed", "{foreign_node_ip_inventory}"),
+        ),
+        id="node-ip-not-on-the-node",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            (),
+            r"K8s_Minion-9: a node's \(and an etcd member's\) name is its inventory name, and"
+            r" Kubernetes takes only lowercase DNS names",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{bad_name_inventory}"),
+        ),
+        id="node-name-not-a-dns-name",
+    ),
+    pytest.param(
+        BadInput(
+            "playbooks/upgrade.yml",
+            ("-e", f"kube_version={UNPUBLISHED_VERSION}"),
+            rf"/v{UNPUBLISHED_VERSION}/\S+ failed with HTTP 404 .*nothing is published there: check the"
+            r" version",
+            failing_role="scratch.kubernetes.artifacts",
+        ),
+        id="kube-version-with-no-release",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "release_base_url=http://127.0.0.1:9"),
+            r"Downloading http://127\.0\.0\.1:9/\S+ failed after \d+ attempt\(s\): .*Connection refused",
+            failing_role="scratch.kubernetes.artifacts",
+        ),
+        id="release-mirror-unreachable",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "container_runtime=rkt"),
+            r"value of container_runtime must be one of: containerd, got: rkt",
+            reaches_nodes=False,
+        ),
+        id="container-runtime-retired-upstream",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "cluster_domain=cluster_local."),
+            r'cluster_domain "cluster_local\." is not a DNS name',
+            reaches_nodes=False,
+        ),
+        id="cluster-domain-not-a-dns-name",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "pki_dir=/nonexistent/pki"),
+            r"already runs a cluster .*, but the controller's state \(pki_dir /nonexistent/pki\) is missing",
+        ),
+        id="pki-dir-without-the-cluster-state",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml", (), rf"{MINIONS[0].name} lacks: kernel overlay filesystem", on_minion=WITHOUT_OVERLAY
+        ),
+        id="node-without-the-overlay-filesystem",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "preflight_node_free_disk_mb=99999999"),
+            r"lacks: 99999999 MiB free on /usr/local/bin \(it has \d+; preflight_node_free_disk_mb\)",
+        ),
+        id="too-little-disk-on-a-node",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "preflight_controller_free_disk_mb=99999999"),
+            r"The controller has \d+ MiB free for artifacts_dir .* need 99999999 MiB",
+            reaches_nodes=False,
+        ),
+        id="too-little-disk-on-the-controller",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A truncated archive, an inventory that names minion-1's machine a second time, one that
-    lacks a node of the cluster, one whose etcd group leaves a master out, and one whose etcd group
-    names a minion."""
+    """A truncated archive, and inventories with mistakes in them: one names minion-1's machine a
+    second time, one lacks a node of the cluster, one lacks the masters, one's etcd group leaves a
+    master out, one's names a minion..."""
     folder = tmp_path_factory.mktemp("bad-input")
     corrupt = folder / "corrupt.tar.gz"
     corrupt.write_bytes(gzip.compress(b"not a tar archive" * 64)[:200])
@@ -233,7 +389,27 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     minion_etcd = folder / "minion-etcd.yml"
     groups = {"etcd": {"hosts": {MASTER.name: {}, MINIONS[0].name: {}}}}
     minion_etcd.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    # Inventories adding one mistake each to the test bed's: a second etcd member, a minion among
+    # the masters, a node_ip the minion does not have, a name Kubernetes refuses.
+    outsider = {"ansible_host": "172.31.250.98"}
+    mistakes = {
+        "two_etcd_inventory": {"etcd": {"hosts": {MASTER.name: {}, "etcd-9": outsider}}},
+        "minion_master_inventory": {"masters": {"hosts": {MINIONS[0].name: {}}}},
+        "foreign_node_ip_inventory": {"minions": {"hosts": {MINIONS[0].name: {"node_ip": "172.31.250.97"}}}},
+        "bad_name_inventory": {"minions": {"hosts": {"K8s_Minion-9": machine}}},
+    }
+    for name, groups in mistakes.items():
+        (folder / f"{name}.yml").write_text(yaml.safe_dump({"all": {"children": groups}}))
+    # The test bed's inventory without its masters.
+    masterless = folder / "masterless"
+    masterless.mkdir()
+    hosts = yaml.safe_load((REPO / "inventory/testbed/hosts.yml").read_text())
+    hosts["all"]["children"].pop("masters")
+    (masterless / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (masterless / "group_vars").symlink_to(REPO / "inventory/testbed/group_vars")
     return {
+        **{name: str(folder / f"{name}.yml") for name in mistakes},
+        "masterless_inventory": str(masterless),
         "corrupt_archive": str(corrupt),
         "alias_inventory": str(alias),
         "short_inventory": str(short),
@@ -254,11 +430,18 @@ def test_bad_input_fails_clearly_and_changes_nothing(
     cluster: None, testbed_lock: None, bad_input_files: dict[str, str], bad: BadInput
 ) -> None:
     before = fingerprints()
-    result = playbook(
-        bad.playbook,
-        *(_fill(arg, bad_input_files) for arg in bad.args),
-        inventories=[_fill(source, bad_input_files) for source in bad.inventories],
-    )
+    make, undo = bad.on_minion
+    if make:
+        node_exec(MINIONS[0], "sh", "-c", make)
+    try:
+        result = playbook(
+            bad.playbook,
+            *(_fill(arg, bad_input_files) for arg in bad.args),
+            inventories=[_fill(source, bad_input_files) for source in bad.inventories],
+        )
+    finally:
+        if undo:
+            node_exec(MINIONS[0], "sh", "-c", undo)
     assert result.returncode != 0, result.tail()
     failures = result.failures()
     matching = [
