@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from conftest import MASTER, MINIONS, NODES, REPO, SETTINGS, node_exec
+from conftest import MASTER, MINIONS, NODES, REPO, SETTINGS, node_allocation, node_exec
 
 from playbooks import assert_recap_unchanged, assert_unchanged, fingerprints, playbook, site_yml
 
@@ -30,6 +30,13 @@ def test_check_mode_rerun_finds_nothing_to_change(cluster: None, testbed_lock: N
     recap = assert_recap_unchanged(playbook)
     assert not any(counts["failed"] or counts["unreachable"] for counts in recap.values()), recap
     assert_unchanged(before, fingerprints())
+    # The summary at the end: every node as the cluster reports it, and the way in.
+    assert f"Cluster {SETTINGS['cluster_name']}, API https://" in playbook.output, playbook.tail()
+    for node in NODES:
+        role = "master" if node.is_master else "minion"
+        line = rf"{node.name}\s+{role}\s+{re.escape(node_allocation(node)['pod_cidr'])}\s+Ready\s+v"
+        assert re.search(line, playbook.output), playbook.tail()
+    assert "get nodes -o wide" in playbook.output
 
 
 ZERO_CHECKSUM = "sha256:" + "0" * 64
