@@ -3,7 +3,7 @@
 # Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
 # real cluster on the local test bed for each molecule scenario (create, converge, idempotence,
 # verify, destroy): `default` (1 master, 2 minions), `ha` (3 masters, 1 minion) and
-# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines).
+# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines); then a build killed halfway, rerun.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -28,3 +28,7 @@ for scenario in default ha dedicated-etcd; do
   step "molecule $scenario: a real cluster from bare nodes"
   flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
 done
+
+# The benchmark holds the lock itself; in CI, two seeds and the quick verify (test_cluster.py).
+step "kill-and-rerun: site.yml killed at two seeded moments of a build, then rerun and verified"
+VERIFY=quick tests/benchmarks/bench_kill_rerun.sh 2
