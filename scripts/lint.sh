@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The collection's quality gates, in one run: ruff (lint + format), yamllint, ansible-lint
-# (production profile), mypy on module_utils, ansible-test sanity. Every gate runs even when an
-# earlier one failed, so one run lists all findings; the exit status is non-zero if any failed.
+# (production profile), mypy on module_utils, ansible-test sanity, antsibull-docs (the plugins' and
+# roles' documentation as the Ansible docsite renders it). Every gate runs even when an earlier one
+# failed, so one run lists all findings; the exit status is non-zero if any failed.
 #
 #   scripts/lint.sh            all gates
-#   scripts/lint.sh ruff mypy  only the named gates (ruff yamllint ansible-lint mypy sanity)
+#   scripts/lint.sh ruff mypy  only the named gates (ruff yamllint ansible-lint mypy sanity antsibull-docs)
 #
 # Needs the .venv made by scripts/setup.sh. ansible-test sanity uses the local Python 3.11 and
 # the package index only (no containers, no other downloads).
@@ -89,7 +90,14 @@ gate_sanity() {
   return "$status"
 }
 
-all_gates=(ruff yamllint ansible-lint mypy sanity)
+# Every module's, filter's and role's documentation: its schema, its markup (C(), O(), M(), ...) and
+# the references in it, to this collection and to ansible.builtin, and the RST made from it.
+gate_antsibull_docs() {
+  antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent \
+    --disallow-unknown-collection-refs .
+}
+
+all_gates=(ruff yamllint ansible-lint mypy sanity antsibull-docs)
 if [ $# -gt 0 ]; then gates=("$@"); else gates=("${all_gates[@]}"); fi
 
 failed=()

@@ -23,7 +23,13 @@ def test_chinese_readme_gives_the_same_commands() -> None:
     assert chinese == english
 
 
-LINKING = [*TRANSLATIONS, *TRANSLATIONS.values(), "docs/security.md", "docs/bad-inputs.md"]
+LINKING = [
+    *TRANSLATIONS,
+    *TRANSLATIONS.values(),
+    "docs/security.md",
+    "docs/bad-inputs.md",
+    "docs/troubleshooting.md",
+]
 
 
 @pytest.mark.parametrize("document", LINKING)

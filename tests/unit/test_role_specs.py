@@ -87,6 +87,17 @@ def test_options_have_type_and_description(role):
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_entry_points_have_descriptions(role):
+    # The docs site (antsibull-docs) refuses an entry point without both.
+    incomplete = [
+        entry_point
+        for entry_point, spec in _argument_specs(role).items()
+        if not (spec or {}).get("short_description") or not (spec or {}).get("description")
+    ]
+    assert not incomplete, f"roles/{role}: entry points need short_description and description: {incomplete}"
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_spec_defaults_equal_role_defaults(role):
     defaults = _defaults(role)
     different = []
