@@ -13,20 +13,25 @@ from typing import Any
 import pytest
 from conftest import (
     APISERVER_URL,
+    BALANCER_URL,
     ETCD_MEMBERS,
     MACHINES,
     MASTER,
     MASTERS,
+    MINIONS,
     NODES,
     PKI_DIR,
     SETTINGS,
     STATE_DIR,
     Node,
+    apply,
     etcd_url,
     eventually,
     https_status,
     kubectl,
     node_exec,
+    pod_manifest,
+    wait_ready,
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,6 +77,34 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
+def _client_certificate(
+    directory: Path, subject: x509.Name, ca_cert: x509.Certificate, ca_key: Any
+) -> tuple[Path, Path]:
+    """A client certificate for subject signed by the CA, and its key, written to directory."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "client.crt", directory / "client.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 @pytest.fixture(scope="module")
 def foreign_admin_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A client certificate claiming admin (system:masters), signed by a CA the cluster never saw."""
@@ -89,28 +122,17 @@ def foreign_admin_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("admin", "system:masters"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
     directory = tmp_path_factory.mktemp("foreign-ca")
-    cert_path, key_path = directory / "client.crt", directory / "client.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
+    return _client_certificate(directory, _name("admin", "system:masters"), ca_cert, ca_key)
+
+
+@pytest.fixture(scope="module")
+def nobody_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A client certificate of the cluster CA for a user that no RBAC rule names."""
+    ca_cert = x509.load_pem_x509_certificate((PKI_DIR / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((PKI_DIR / "ca.key").read_bytes(), password=None)
+    directory = tmp_path_factory.mktemp("nobody")
+    return _client_certificate(directory, _name("verify-nobody", "verify-nobodies"), ca_cert, ca_key)
 
 
 def test_apiserver_accepts_the_admin_certificate(cluster: None) -> None:
@@ -139,27 +161,60 @@ def test_kubelet_authorizes_the_admin_through_the_apiserver(cluster: None, node:
     assert https_status(f"https://{node.ip}:{KUBELET_PORT}/pods", cert=ADMIN_CERT) == 200
 
 
-# Run on the master with its own Python (a master of dedicated etcd machines has no etcdctl): one
-# request to etcd's HTTP gateway with an optional client certificate. Arguments: URL, JSON body
-# (empty for a GET), certificate and key (empty for none). Prints the answer, or "refused" and why.
-ETCD_REQUEST = f"""
-import ssl, sys, urllib.request
-url, body, cert, key = sys.argv[1:5]
-context = ssl.create_default_context(cafile="{ETCD_CA}")
+SECRETS_URL = f"{APISERVER_URL}/api/v1/namespaces/kube-system/secrets"
+
+
+def test_apiserver_grants_a_user_without_rules_nothing_but_discovery(
+    cluster: None, nobody_cert: tuple[Path, Path]
+) -> None:
+    # Positive controls: the certificate authenticates, and the admin may list the Secrets.
+    assert https_status(f"{APISERVER_URL}/api", cert=nobody_cert) == 200
+    assert https_status(SECRETS_URL, cert=ADMIN_CERT) == 200
+    assert https_status(SECRETS_URL, cert=nobody_cert) == 403
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_kubelet_refuses_a_user_the_apiserver_does_not_authorize(
+    cluster: None, nobody_cert: tuple[Path, Path], node: Node
+) -> None:
+    assert https_status(f"https://{node.ip}:{KUBELET_PORT}/pods", cert=nobody_cert) == 403
+
+
+# Run on a node with its own Python (a master of dedicated etcd machines has no etcdctl, and a
+# node's keys never leave it): one HTTPS request with an optional client certificate. Arguments:
+# method, URL, body (empty for none), CA, certificate and key (empty for none). Prints the HTTP
+# status and the answer, or "refused" and why the connection failed.
+NODE_REQUEST = """
+import ssl, sys, urllib.error, urllib.request
+method, url, body, ca, cert, key = sys.argv[1:7]
+context = ssl.create_default_context(cafile=ca)
 if cert:
     context.load_cert_chain(cert, key)
-request = urllib.request.Request(url, data=body.encode() if body else None)
+headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+request = urllib.request.Request(url, data=body.encode() or None, method=method, headers=headers)
 try:
-    with urllib.request.urlopen(request, context=context, timeout=5) as response:
-        print(response.read().decode())
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        print(response.status, response.read().decode())
+except urllib.error.HTTPError as error:
+    print(error.code, error.read().decode())
 except Exception as error:
     print("refused", type(error).__name__, error)
 """
 
 
+def node_request(
+    node: Node, method: str, url: str, ca: str, cert: tuple[str, str] = ("", ""), body: str = ""
+) -> tuple[str, str]:
+    """(HTTP status or "refused", answer) of a request made on the node."""
+    answer = node_exec(node, "python3", "-c", NODE_REQUEST, method, url, body, ca, *cert, timeout=30)
+    status, _, text = answer.stdout.strip().partition(" ")
+    return status, text
+
+
 def etcd_request(path: str, body: str = "", cert: tuple[str, str] = ("", "")) -> str:
     url = f"{etcd_url(ETCD_MEMBERS[0])}{path}"
-    return node_exec(MASTER, "python3", "-c", ETCD_REQUEST, url, body, *cert, timeout=30).stdout.strip()
+    status, text = node_request(MASTER, "POST" if body else "GET", url, ETCD_CA, cert, body)
+    return text if status != "refused" else f"refused {text}"
 
 
 def test_etcd_serves_the_apiserver_client_certificate(cluster: None) -> None:
@@ -178,6 +233,52 @@ def test_etcd_refuses_a_certificate_of_the_kubernetes_ca(cluster: None) -> None:
         "/health", cert=("/var/lib/kubelet/pki/kubelet-client.crt", "/var/lib/kubelet/pki/kubelet-client.key")
     )
     assert answer.startswith("refused"), answer
+
+
+# A node's own identity, as its kubelet uses it, through the node's balancer.
+KUBELET_CA = "/var/lib/kubelet/pki/ca.crt"
+KUBELET_CLIENT = ("/var/lib/kubelet/pki/kubelet-client.crt", "/var/lib/kubelet/pki/kubelet-client.key")
+MARK = "verify.scratch-kubernetes/touched"
+
+
+def as_node(node: Node, method: str, path: str, body: str = "") -> tuple[str, str]:
+    return node_request(node, method, f"{BALANCER_URL}{path}", KUBELET_CA, KUBELET_CLIENT, body)
+
+
+@pytest.fixture(scope="module")
+def mounted_secret(namespace: str) -> str:
+    """Two Secrets in the namespace, and a pod on the first minion that mounts only "mounted"."""
+    for name in ("mounted", "unmounted"):
+        kubectl("-n", namespace, "create", "secret", "generic", name, "--from-literal=key=value")
+    pod = pod_manifest("mounts-a-secret", MINIONS[0], "exec sleep 3600")
+    pod["spec"]["volumes"] = [{"name": "secret", "secret": {"secretName": "mounted"}}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "secret", "mountPath": "/secret"}]
+    apply(namespace, pod)
+    wait_ready(namespace, "mounts-a-secret")
+    return namespace
+
+
+def test_node_reads_only_the_secrets_of_its_own_pods(mounted_secret: str) -> None:
+    """The Node authorizer: a node gets a Secret only for a pod bound to it."""
+    node, other = MINIONS[0], next(other for other in NODES if other != MINIONS[0])
+    secrets_path = f"/api/v1/namespaces/{mounted_secret}/secrets"
+    assert as_node(node, "GET", f"{secrets_path}/mounted")[0] == "200"
+    assert as_node(node, "GET", f"{secrets_path}/unmounted")[0] == "403"
+    assert as_node(other, "GET", f"{secrets_path}/mounted")[0] == "403"
+
+
+def test_node_changes_only_its_own_node_object(cluster: None) -> None:
+    """NodeRestriction: a node may annotate its own Node object, never another's."""
+    node, other = MINIONS[0], next(other for other in NODES if other != MINIONS[0])
+    mark = json.dumps({"metadata": {"annotations": {MARK: "yes"}}})
+    try:
+        status, answer = as_node(node, "PATCH", f"/api/v1/nodes/{node.name}", mark)
+        assert status == "200", answer
+        status, answer = as_node(node, "PATCH", f"/api/v1/nodes/{other.name}", mark)
+        assert status == "403", answer
+        assert f'node "{node.name}" is not allowed to modify node "{other.name}"' in answer, answer
+    finally:
+        kubectl("annotate", "node", node.name, other.name, f"{MARK}-", check=False)
 
 
 def _stat(node: Node, patterns: list[str]) -> dict[str, str]:
