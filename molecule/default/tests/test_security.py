@@ -7,6 +7,7 @@ import base64
 import datetime
 import json
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,30 @@ def test_etcd_refuses_a_certificate_of_the_kubernetes_ca(cluster: None) -> None:
         "/health", cert=("/var/lib/kubelet/pki/kubelet-client.crt", "/var/lib/kubelet/pki/kubelet-client.key")
     )
     assert answer.startswith("refused"), answer
+
+
+def _dry_run(namespace: str, pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """The apiserver's answer to creating the pod, admission included, without creating it."""
+    manifest = json.dumps(pod)
+    return kubectl("-n", namespace, "apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+
+
+def test_pod_security_refuses_a_privileged_pod_and_warns_of_restricted(namespace: str) -> None:
+    pod = pod_manifest("privileged", MINIONS[0], "exec sleep 3600")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    refused = kubectl(
+        "-n", namespace, "apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
+    )
+    assert refused.returncode != 0, refused.stdout
+    assert 'violates PodSecurity "baseline:latest": privileged' in refused.stderr, refused.stderr
+    # Positive control: without the privilege the pod is admitted, with a warning that it falls
+    # short of the restricted level.
+    del pod["spec"]["containers"][0]["securityContext"]
+    admitted = kubectl(
+        "-n", namespace, "apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
+    )
+    assert admitted.returncode == 0, admitted.stderr
+    assert 'would violate PodSecurity "restricted:latest"' in admitted.stderr, admitted.stderr
 
 
 # A node's own identity, as its kubelet uses it, through the node's balancer.
