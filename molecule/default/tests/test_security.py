@@ -30,6 +30,7 @@ from conftest import (
     eventually,
     https_status,
     kubectl,
+    kubectl_json,
     node_exec,
     pod_manifest,
     wait_ready,
@@ -258,6 +259,20 @@ def test_pod_security_refuses_a_privileged_pod_and_warns_of_restricted(namespace
     )
     assert admitted.returncode == 0, admitted.stderr
     assert 'would violate PodSecurity "restricted:latest"' in admitted.stderr, admitted.stderr
+
+
+POD_PIDS_LIMIT = 4096  # kubelet_pod_pids_limit's default
+
+
+def test_a_pod_runs_under_its_pid_limit(namespace: str) -> None:
+    node = MINIONS[0]
+    apply(namespace, pod_manifest("pid-limited", node, "exec sleep 3600"))
+    wait_ready(namespace, "pid-limited")
+    uid = kubectl_json("-n", namespace, "get", "pod", "pid-limited")["metadata"]["uid"].replace("-", "_")
+    # The pod's own cgroup (systemd driver): kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice
+    found = f'find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -name "*-pod{uid}.slice"'
+    limit = node_exec(node, "sh", "-c", f'cat "$({found})/pids.max"').stdout.strip()
+    assert limit == str(POD_PIDS_LIMIT)
 
 
 # A node's own identity, as its kubelet uses it, through the node's balancer.
