@@ -69,6 +69,17 @@ def test_etcd_members_refuse_a_peer_without_certificate(cluster: None) -> None:
     assert "answered" not in result.stdout and result.stdout.strip(), result.stdout
 
 
+@pytest.mark.parametrize("member", ETCD_MEMBERS, ids=lambda member: member.name)
+def test_etcd_runs_as_its_own_user_who_alone_owns_the_data(cluster: None, member: Node) -> None:
+    user = SETTINGS["etcd_user"]
+    assert node_exec(member, "ps", "-o", "user=", "-C", "etcd").stdout.split() == [user]
+    data = node_exec(member, "stat", "-c", "%a %U %G", SETTINGS["etcd_data_dir"])
+    assert data.stdout.split() == ["700", user, user]
+    # Its keys stay root's: the unit hands etcd a copy (LoadCredential).
+    keys = node_exec(member, "stat", "-c", "%a %U", f"{ETCD_PKI}/server.key", f"{ETCD_PKI}/peer.key")
+    assert keys.stdout.split() == ["600", "root", "600", "root"]
+
+
 def unit_files(machine: Node) -> set[str]:
     """The collection's units on the machine (systemctl exits 1 when there is none)."""
     listed = node_exec(
