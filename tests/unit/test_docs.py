@@ -27,6 +27,7 @@ LINKING = [
     *TRANSLATIONS,
     *TRANSLATIONS.values(),
     "docs/security.md",
+    "docs/cis-benchmark.md",
     "docs/bad-inputs.md",
     "docs/troubleshooting.md",
 ]
