@@ -351,6 +351,21 @@ def test_private_keys_and_kubeconfigs_are_private_to_root(cluster: None, node: N
     assert not wrong, f"{node.name}: expected mode 600 owned by root:root: {wrong}"
 
 
+# Not secrets, but the CIS benchmark keeps them from other users (1.1.9, 4.1.1, 4.1.9).
+NODE_PRIVATE_CONFIG = [
+    "/var/lib/kubelet/config.yaml",
+    "/etc/systemd/system/kubelet.service",
+    "/etc/cni/net.d/10-bridge.conflist",
+]
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_kubelet_and_cni_configuration_is_private_to_root(cluster: None, node: Node) -> None:
+    files = _stat(node, NODE_PRIVATE_CONFIG)
+    wrong = {path: state for path, state in files.items() if state != "600 root root"}
+    assert not wrong, f"{node.name}: expected mode 600 owned by root:root: {wrong}"
+
+
 def test_controller_keeps_its_keys_private(cluster: None) -> None:
     paths = [*PKI_DIR.glob("*.key"), STATE_DIR / "admin.kubeconfig"]
     assert PKI_DIR / "ca.key" in paths and PKI_DIR / "etcd-ca.key" in paths
