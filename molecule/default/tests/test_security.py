@@ -209,7 +209,7 @@ def node_request(
 ) -> tuple[str, str]:
     """(HTTP status or "refused", answer) of a request made on the node."""
     answer = node_exec(node, "python3", "-c", NODE_REQUEST, method, url, body, ca, *cert, timeout=30)
-    status, _, text = answer.stdout.strip().partition(" ")
+    status, _separator, text = answer.stdout.strip().partition(" ")
     return status, text
 
 
