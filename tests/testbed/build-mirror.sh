@@ -24,6 +24,7 @@ etcd=$(pin etcd_version)
 containerd=$(pin containerd_version)
 runc=$(pin runc_version)
 cni=$(pin cni_plugins_version)
+cri_tools=$(pin cri_tools_version)
 coredns=$(pin coredns_version)
 pause=$(pin pause_version)
 # The release the `ha` scenario converges and then upgrades to kube_version.
@@ -152,6 +153,22 @@ build_cni_plugins() {
   stamp "$key"
 }
 
+build_crictl() {
+  local key="cri-tools-$cri_tools" name="crictl-v$cri_tools-linux-amd64.tar.gz"
+  local out="$MIRROR_ROOT/github.com/kubernetes-sigs/cri-tools/releases/download/v$cri_tools"
+  stamp_ok "$key" && return 0
+  log "building crictl v$cri_tools"
+  local dir="$build_root/$key" stage="$build_root/$key/stage" module=sigs.k8s.io/cri-tools
+  wrapper "$dir" "$module" "v$cri_tools"
+  (cd "$dir" && go get "$module/cmd/crictl@v$cri_tools" >/dev/null)
+  mkdir -p "$stage" "$out"
+  (cd "$dir" && go build -ldflags "$ldflags_strip -X $module/pkg/version.Version=v$cri_tools" \
+    -o "$stage/crictl" "$module/cmd/crictl")
+  tar -C "$stage" -czf "$out/$name" crictl
+  sum_line "$out/$name" >"$out/$name.sha256"
+  stamp "$key"
+}
+
 build_coredns() {
   local key="coredns-$coredns" name="coredns_${coredns}_linux_amd64.tgz"
   local out="$MIRROR_ROOT/github.com/coredns/coredns/releases/download/v$coredns"
@@ -222,6 +239,7 @@ build_etcd
 build_runc
 build_cni_plugins
 build_containerd
+build_crictl
 build_coredns
 build_images
 build_kubernetes "$kube"

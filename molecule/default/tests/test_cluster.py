@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import secrets
 import subprocess
@@ -21,8 +22,10 @@ from conftest import (
     Node,
     apply,
     eventually,
+    kubectl,
     kubectl_json,
     node_allocation,
+    node_exec,
     pod_exec,
     pod_manifest,
     wait_ready,
@@ -87,6 +90,24 @@ def test_only_masters_carry_the_control_plane_taint(cluster: None) -> None:
         taints = kubectl_json("get", "node", node.name)["spec"].get("taints", [])
         tainted = any(t["key"] == CONTROL_PLANE_TAINT and t["effect"] == "NoSchedule" for t in taints)
         assert tainted == node.is_master, f"{node.name}: {taints}"
+
+
+def test_kubectl_shows_the_masters_role(cluster: None) -> None:
+    roles = dict(line.split()[:3:2] for line in kubectl("get", "nodes", "--no-headers").stdout.splitlines())
+    assert roles == {node.name: "control-plane" if node.is_master else "<none>" for node in NODES}
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_crictl_on_the_node_shows_its_pods_containers(workload: dict[str, Any], node: Node) -> None:
+    """crictl needs no flags on a node: it finds the runtime from /etc/crictl.yaml."""
+    pods = node_exec(
+        node, "crictl", "pods", "--namespace", workload["namespace"], "--name", probe_name(node), "--quiet"
+    ).stdout.split()
+    assert len(pods) == 1, pods
+    containers = json.loads(node_exec(node, "crictl", "ps", "--pod", pods[0], "--output", "json").stdout)
+    assert [(c["metadata"]["name"], c["state"]) for c in containers["containers"]] == [
+        ("main", "CONTAINER_RUNNING")
+    ]
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
