@@ -107,7 +107,7 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
         order = [entry.wanted["dest"] for entry in entries]
-        result.update(changed=bool(changed), changed_files=sorted(set(changed), key=order.index))
+        result.update(changed=bool(changed), changed_files=sorted(set(changed), key=order.index), files=order)
         if self._task.diff:
             result["diff"] = diff
         return result

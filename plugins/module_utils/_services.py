@@ -3,6 +3,10 @@
 
 ``systemctl daemon-reload`` runs only when systemd says a unit file changed since it was loaded
 (``NeedDaemonReload``), not on every run: a reload re-reads every unit on the machine.
+
+A unit that runs but started before one of its files last changed is restarted. The roles' handlers
+restart a unit when its files change; this catches the restart a killed run never made, which its
+rerun, finding the files already in place, would not make either.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from dataclasses import dataclass, field
 # Runs argv and returns (rc, stdout, stderr), as AnsibleModule.run_command does.
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 
-_PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState", "NeedDaemonReload")
+_PROPERTIES = (
+    "Id",
+    "LoadState",
+    "UnitFileState",
+    "ActiveState",
+    "NeedDaemonReload",
+    "ActiveEnterTimestampMonotonic",
+)
 
 
 class ServiceError(Exception):
@@ -25,10 +36,11 @@ class Report:
     reloaded: bool = False
     enabled: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return self.reloaded or bool(self.enabled or self.started)
+        return self.reloaded or bool(self.enabled or self.started or self.restarted)
 
 
 def _systemctl(run: Runner, *args: str) -> str:
@@ -55,8 +67,29 @@ def _show(run: Runner, names: Sequence[str]) -> dict[str, dict[str, str]]:
     return parse_show(_systemctl(run, "show", "--property=" + ",".join(_PROPERTIES), "--", *names), names)
 
 
-def ensure_running(names: Sequence[str], run: Runner, *, check_mode: bool = False) -> Report:
-    """Every unit in ``names`` enabled and active; what was (or would be) done is reported."""
+def _started_before(state: dict[str, str], changed_at: float, clock_offset: float) -> bool:
+    """Whether the unit last became active before ``changed_at`` (seconds since the epoch).
+
+    systemd gives the time on the monotonic clock; ``clock_offset`` is the epoch time minus the
+    monotonic time, read by the caller on the same host.
+    """
+    entered = state.get("ActiveEnterTimestampMonotonic", "0")
+    return entered.isdigit() and int(entered) / 1e6 + clock_offset < changed_at
+
+
+def ensure_running(
+    names: Sequence[str],
+    run: Runner,
+    *,
+    check_mode: bool = False,
+    files_changed_at: float | None = None,
+    clock_offset: float = 0.0,
+) -> Report:
+    """Every unit in ``names`` enabled and active; what was (or would be) done is reported.
+
+    With ``files_changed_at`` (the newest modification time of the units' files), a unit that was
+    already active but entered that state before then is restarted.
+    """
     report = Report()
     if not names:
         return report
@@ -79,10 +112,18 @@ def ensure_running(names: Sequence[str], run: Runner, *, check_mode: bool = Fals
         name for name in names if states[name].get("UnitFileState") not in ("enabled", "static")
     ]
     report.started = [name for name in names if states[name].get("ActiveState") != "active"]
+    if files_changed_at is not None:
+        report.restarted = [
+            name
+            for name in names
+            if name not in report.started and _started_before(states[name], files_changed_at, clock_offset)
+        ]
     if check_mode:
         return report
     if report.enabled:
         _systemctl(run, "enable", "--", *report.enabled)
     if report.started:
         _systemctl(run, "start", "--", *report.started)
+    if report.restarted:
+        _systemctl(run, "restart", "--", *report.restarted)
     return report

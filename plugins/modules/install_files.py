@@ -19,7 +19,8 @@ description:
   - A no-op run therefore costs one remote call whatever the number and size of the files. The checksum of a
     source of 1 MiB or more is kept beside it (C(.NAME.sha256)) and reused while the file's size and
     modification time stay the same, so release binaries are hashed once, not on every run for every node.
-  - RV(changed_files) lists what changed, for tasks that act on one file (an image to import again).
+  - RV(changed_files) lists what changed, for tasks that act on one file (an image to import again), and
+    RV(files) every destination, for M(scratch.kubernetes.services) to restart the units that read them.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
   - scratch.kubernetes._attributes.FULL
@@ -97,6 +98,12 @@ changed_files:
   type: list
   elements: str
   sample: [/usr/local/bin/kubelet]
+files:
+  description: Every destination, changed or not, in the order given.
+  returned: success
+  type: list
+  elements: str
+  sample: [/usr/local/bin/kubelet, /etc/systemd/system/kubelet.service]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -14,7 +14,10 @@ description:
   - C(systemctl daemon-reload) runs only when systemd reports that a unit file changed since it was loaded
     (C(NeedDaemonReload)) or does not know a unit yet, not on every run as
     M(ansible.builtin.systemd_service) with C(daemon_reload=true) does.
-  - Restarts after a configuration change stay with each role's handler.
+  - Restarts after a configuration change stay with each role's handler. With O(restart_if_changed), a unit
+    that runs but became active before one of those files last changed is restarted too. That is the restart
+    a killed run never made, which its rerun, finding the files in place, would not make either. Run the
+    task after the handlers, so that it finds only such units.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
 attributes:
@@ -29,12 +32,26 @@ options:
     type: list
     elements: str
     required: true
+  restart_if_changed:
+    description:
+      - Files the units read, such as RV(scratch.kubernetes.install_files#module:files) of the task that
+        installed them. Missing files are ignored.
+      - Only the modification time counts, so a unit whose reload does not make it active anew (HAProxy's)
+        must not use this.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
 - name: Start the control plane now and at boot
   scratch.kubernetes.services:
     names: [kube-apiserver, kube-controller-manager, kube-scheduler]
+
+- name: Start the kubelet now and at boot, and restart it if its files changed since it started
+  scratch.kubernetes.services:
+    names: [kubelet]
+    restart_if_changed: "{{ kubelet_installed.files }}"
 """
 
 RETURN = r"""
@@ -55,25 +72,51 @@ started:
   type: list
   elements: str
   sample: [kubelet]
+restarted:
+  description: Units restarted (or that would be) because of O(restart_if_changed).
+  returned: success
+  type: list
+  elements: str
+  sample: [kubelet]
 """
+
+import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._services import ServiceError, ensure_running
 
 
+def newest_change(paths: list[str]) -> float | None:
+    """The latest modification time among the paths that exist, or None."""
+    times = [os.stat(path).st_mtime for path in paths if os.path.exists(path)]
+    return max(times, default=None)
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"names": {"type": "list", "elements": "str", "required": True}},
+        argument_spec={
+            "names": {"type": "list", "elements": "str", "required": True},
+            "restart_if_changed": {"type": "list", "elements": "path", "default": []},
+        },
         supports_check_mode=True,
     )
     try:
         report = ensure_running(
-            module.params["names"], lambda argv: module.run_command(list(argv)), check_mode=module.check_mode
+            module.params["names"],
+            lambda argv: module.run_command(list(argv)),
+            check_mode=module.check_mode,
+            files_changed_at=newest_change(module.params["restart_if_changed"]),
+            clock_offset=time.time() - time.monotonic(),
         )
     except ServiceError as error:
         module.fail_json(msg=str(error))
     module.exit_json(
-        changed=report.changed, reloaded=report.reloaded, enabled=report.enabled, started=report.started
+        changed=report.changed,
+        reloaded=report.reloaded,
+        enabled=report.enabled,
+        started=report.started,
+        restarted=report.restarted,
     )
 
 

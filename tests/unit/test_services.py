@@ -16,7 +16,9 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._services impor
     parse_show,
 )
 
-PROPERTIES = "--property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload"
+PROPERTIES = (
+    "--property=Id,LoadState,UnitFileState,ActiveState,NeedDaemonReload,ActiveEnterTimestampMonotonic"
+)
 NAMES = ["containerd", "kubelet", "kube-proxy"]
 
 
@@ -26,11 +28,12 @@ def unit(
     unit_file: str = "enabled",
     active: str = "active",
     need_reload: str = "no",
+    entered: int = 100_000_000,
 ) -> str:
-    """One unit's block of ``systemctl show`` output."""
+    """One unit's block of ``systemctl show`` output; ``entered``: µs on the monotonic clock."""
     return (
         f"Id={name}.service\nLoadState={load}\nUnitFileState={unit_file}\n"
-        f"ActiveState={active}\nNeedDaemonReload={need_reload}\n"
+        f"ActiveState={active}\nNeedDaemonReload={need_reload}\nActiveEnterTimestampMonotonic={entered}\n"
     )
 
 
@@ -214,7 +217,7 @@ def test_check_mode_reports_a_reload_without_running_it() -> None:
 
 
 def test_parse_show_maps_blocks_to_names_in_order() -> None:
-    output = show(unit("kubelet"), unit("etcd", unit_file="disabled", active="inactive")) + "\n"
+    output = show(unit("kubelet"), unit("etcd", unit_file="disabled", active="inactive", entered=0)) + "\n"
 
     states = parse_show(output, ["kubelet", "etcd"])
 
@@ -225,6 +228,7 @@ def test_parse_show_maps_blocks_to_names_in_order() -> None:
         "UnitFileState": "disabled",
         "ActiveState": "inactive",
         "NeedDaemonReload": "no",
+        "ActiveEnterTimestampMonotonic": "0",
     }
 
 
@@ -242,3 +246,44 @@ def test_short_show_output_fails_before_any_change() -> None:
     with pytest.raises(ServiceError, match="returned 1 units for 3"):
         ensure_running(NAMES, systemctl)
     assert systemctl.calls == [show_argv()]
+
+
+# The units became active 100 s after boot; with this offset, that is 1_000_100 s after the epoch.
+BOOTED_AT = 1_000_000.0
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_unit_started_before_its_files_changed_is_restarted(check_mode: bool) -> None:
+    """The restart a killed run lost: the files are newer than the running unit."""
+    systemctl = Systemctl(show(unit("containerd"), unit("kubelet", entered=50_000_000), unit("kube-proxy")))
+
+    report = ensure_running(
+        NAMES, systemctl, check_mode=check_mode, files_changed_at=BOOTED_AT + 60, clock_offset=BOOTED_AT
+    )
+
+    assert report.changed and report.restarted == ["kubelet"] and report.started == []
+    restarts = [["systemctl", "restart", "--", "kubelet"]]
+    assert systemctl.calls == [show_argv()] + ([] if check_mode else restarts)
+
+
+def test_unit_started_after_its_files_changed_is_left_alone() -> None:
+    systemctl = Systemctl(ALL_FINE)
+
+    report = ensure_running(NAMES, systemctl, files_changed_at=BOOTED_AT + 99, clock_offset=BOOTED_AT)
+
+    assert not report.changed and systemctl.calls == [show_argv()]
+
+
+def test_unit_started_now_is_not_restarted_as_well() -> None:
+    """An inactive unit reports no entry time (0): starting it reads the current files."""
+    systemctl = Systemctl(
+        show(unit("containerd"), unit("kubelet", active="inactive", entered=0), unit("kube-proxy"))
+    )
+
+    report = ensure_running(NAMES, systemctl, files_changed_at=BOOTED_AT + 200, clock_offset=BOOTED_AT)
+
+    assert (report.started, report.restarted) == (["kubelet"], ["containerd", "kube-proxy"])
+    assert systemctl.calls[1:] == [
+        ["systemctl", "start", "--", "kubelet"],
+        ["systemctl", "restart", "--", "containerd", "kube-proxy"],
+    ]

@@ -120,14 +120,14 @@ def timed(name: str, *args: str, inventories: Sequence[str] = ("inventory/testbe
     return result
 
 
-def unit_starts(nodes: Sequence[Node]) -> dict[str, str]:
+def unit_starts(nodes: Sequence[Node], units: Sequence[str] = tuple(FINGERPRINT_UNITS)) -> dict[str, str]:
     """When each component last entered its active state, per node: a restart changes it."""
     return {
         f"{node.name} {unit}": node_exec(
             node, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit
         ).stdout.strip()
         for node in nodes
-        for unit in FINGERPRINT_UNITS
+        for unit in units
     }
 
 
@@ -192,6 +192,32 @@ def test_kernel_setting_changed_by_hand_is_reported_by_check_and_put_back_by_a_r
         forwarding = node_exec(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
         node_exec(node, "sysctl", "-w", "net.ipv4.ip_forward=1")
     assert forwarding == "1"
+
+
+def test_restart_a_killed_run_never_made_is_made_by_the_next_run(cluster: None, testbed_lock: None) -> None:
+    """A run killed between writing a unit's files and its handler leaves the old process running.
+
+    Its rerun finds the files in place; the unit's start, older than its files, tells it to restart.
+    Here the files are touched after the start, as such a run leaves them.
+    """
+    node = NODES[-1]
+    stale = {"kubelet": "/var/lib/kubelet/config.yaml", "pod-network": "/usr/local/sbin/pod-network-routes"}
+    units = [*FINGERPRINT_UNITS, "pod-network"]
+    before = unit_starts([node], units)
+    node_exec(node, "touch", *stale.values())
+
+    checked = site_yml("--check", "--limit", node.name)
+    assert checked.returncode == 0, checked.tail()
+    assert checked.recap()[node.name]["changed"] == len(stale), checked.tail()
+    assert unit_starts([node], units) == before
+
+    repaired = site_yml("--limit", node.name)
+    assert repaired.returncode == 0, repaired.tail()
+    assert repaired.recap()[node.name]["changed"] == len(stale), repaired.tail()
+    after = unit_starts([node], units)
+    restarted = sorted(key.split()[1] for key in after if after[key] != before[key])
+    assert restarted == sorted(stale), after
+    kubectl("wait", f"node/{node.name}", "--for=condition=Ready", "--timeout=120s", timeout=150)
 
 
 def test_add_node_joins_a_new_minion_without_touching_the_others(
