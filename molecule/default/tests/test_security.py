@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
 import secrets
 import subprocess
@@ -39,6 +40,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from playbooks import playbook
 
 ADMIN_CERT = (PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
 KUBELET_PORT = 10250
@@ -373,17 +376,79 @@ def test_controller_keeps_its_keys_private(cluster: None) -> None:
     assert not wrong, f"readable by others than the owner: {wrong}"
 
 
+def encryption_key_name() -> str:
+    """The name the apiservers give the controller's current key (roles/control_plane, encryption-config)."""
+    key = (PKI_DIR / "encryption.key").read_text().strip()
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def stored_secrets(namespace: str = "", name: str = "") -> dict[str, bytes]:
+    """What etcd holds for the Secrets under /registry/secrets/[namespace/[name]], by key."""
+    prefix = "/registry/secrets/" + (f"{namespace}/{name}" if name else f"{namespace}/" if namespace else "")
+    # A range to the prefix's successor holds every key that starts with it (etcd's "prefix").
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    ranged = {"key": base64.b64encode(prefix.encode()).decode()}
+    if not name:
+        ranged["range_end"] = base64.b64encode(end.encode()).decode()
+    answer = json.loads(etcd_request("/v3/kv/range", json.dumps(ranged), cert=APISERVER_ETCD_CLIENT))
+    return {
+        base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]) for kv in answer.get("kvs", [])
+    }
+
+
 def test_secrets_are_encrypted_at_rest_in_etcd(namespace: str) -> None:
     value = f"plaintext-{secrets.token_hex(16)}"
     kubectl("-n", namespace, "create", "secret", "generic", "probe", f"--from-literal=value={value}")
     # Positive control: the API hands the value back.
     read = kubectl("-n", namespace, "get", "secret", "probe", "-o", "jsonpath={.data.value}").stdout
     assert base64.b64decode(read).decode() == value
-    key = base64.b64encode(f"/registry/secrets/{namespace}/probe".encode()).decode()
-    answer = etcd_request("/v3/kv/range", json.dumps({"key": key}), cert=APISERVER_ETCD_CLIENT)
-    stored = base64.b64decode(json.loads(answer)["kvs"][0]["value"])
-    assert stored.startswith(b"k8s:enc:aescbc:v1:"), stored[:80]
+    [stored] = stored_secrets(namespace, "probe").values()
+    assert stored.startswith(f"k8s:enc:secretbox:v1:{encryption_key_name()}:".encode()), stored[:80]
     assert value.encode() not in stored
+
+
+@pytest.mark.last
+def test_rotated_encryption_key_stores_every_secret_and_reads_old_and_new(
+    namespace: str, testbed_lock: None
+) -> None:
+    values = {name: f"{name}-{secrets.token_hex(16)}" for name in ("before-rotation", "after-rotation")}
+    kubectl(
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        "before-rotation",
+        f"--from-literal=value={values['before-rotation']}",
+    )
+    old_name = encryption_key_name()
+
+    result = playbook("playbooks/rotate_encryption_key.yml")
+    assert result.returncode == 0, result.tail()
+    kubectl(
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        "after-rotation",
+        f"--from-literal=value={values['after-rotation']}",
+    )
+
+    new_name = encryption_key_name()
+    assert new_name != old_name
+    assert not (PKI_DIR / "encryption-new.key").exists()
+    for name, value in values.items():
+        read = kubectl("-n", namespace, "get", "secret", name, "-o", "jsonpath={.data.value}").stdout
+        assert base64.b64decode(read).decode() == value
+    # Every Secret of the cluster, not only these, is stored under the new key.
+    stored = stored_secrets()
+    assert {f"/registry/secrets/{namespace}/{name}" for name in values} <= set(stored)
+    prefix = f"k8s:enc:secretbox:v1:{new_name}:".encode()
+    assert not [key for key, value in stored.items() if not value.startswith(prefix)]
+    for master in MASTERS:
+        config = node_exec(master, "cat", "/etc/kubernetes/encryption-config.yaml").stdout
+        assert new_name in config and old_name not in config, master.name
 
 
 AUDIT_LOG = "/var/log/kubernetes/audit.log"
