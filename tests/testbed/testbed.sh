@@ -24,7 +24,8 @@ node_label=scratch-kubernetes.testbed
 outside_ns=k8stb-outside
 outside_ip=198.18.0.2
 # Sysctls that are not namespaced: a kubelet inside a node writes the host's.
-host_sysctls=(kernel.panic kernel.panic_on_oops vm.overcommit_memory)
+host_sysctls=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom kernel.keys.root_maxkeys
+  kernel.keys.root_maxbytes)
 
 log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 

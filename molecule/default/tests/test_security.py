@@ -278,6 +278,33 @@ def test_a_pod_runs_under_its_pid_limit(namespace: str) -> None:
     assert limit == str(POD_PIDS_LIMIT)
 
 
+# What a kubelet with protectKernelDefaults checks at start, refusing to run otherwise.
+KUBELET_KERNEL_DEFAULTS = {
+    "vm.overcommit_memory": "1",
+    "vm.panic_on_oom": "0",
+    "kernel.panic": "10",
+    "kernel.panic_on_oops": "1",
+    "kernel.keys.root_maxkeys": "1000000",
+    "kernel.keys.root_maxbytes": "25000000",
+}
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_kubelet_protects_the_kernel_settings_the_node_sets_first(cluster: None, node: Node) -> None:
+    config = node_exec(node, "cat", "/var/lib/kubelet/config.yaml").stdout
+    assert "protectKernelDefaults: true" in config.splitlines()
+    assert node_exec(node, "systemctl", "is-active", "kubelet").stdout.strip() == "active"
+    running = {key: node_exec(node, "sysctl", "-n", key).stdout.strip() for key in KUBELET_KERNEL_DEFAULTS}
+    assert running == KUBELET_KERNEL_DEFAULTS
+    # Also in the file applied at boot, before the kubelet starts.
+    written = node_exec(node, "cat", "/etc/sysctl.d/90-kubernetes.conf").stdout.splitlines()
+    assert not [
+        f"{key} = {value}"
+        for key, value in KUBELET_KERNEL_DEFAULTS.items()
+        if f"{key} = {value}" not in written
+    ], written
+
+
 # A node's own identity, as its kubelet uses it, through the node's balancer.
 KUBELET_CA = "/var/lib/kubelet/pki/ca.crt"
 KUBELET_CLIENT = ("/var/lib/kubelet/pki/kubelet-client.crt", "/var/lib/kubelet/pki/kubelet-client.key")
