@@ -423,12 +423,20 @@ def stored_secrets(namespace: str = "", name: str = "") -> dict[str, bytes]:
     }
 
 
+def create_secret(namespace: str, name: str, value: str) -> None:
+    kubectl("-n", namespace, "create", "secret", "generic", name, f"--from-literal=value={value}")
+
+
+def read_secret(namespace: str, name: str) -> str:
+    read = kubectl("-n", namespace, "get", "secret", name, "-o", "jsonpath={.data.value}").stdout
+    return base64.b64decode(read).decode()
+
+
 def test_secrets_are_encrypted_at_rest_in_etcd(namespace: str) -> None:
     value = f"plaintext-{secrets.token_hex(16)}"
-    kubectl("-n", namespace, "create", "secret", "generic", "probe", f"--from-literal=value={value}")
+    create_secret(namespace, "probe", value)
     # Positive control: the API hands the value back.
-    read = kubectl("-n", namespace, "get", "secret", "probe", "-o", "jsonpath={.data.value}").stdout
-    assert base64.b64decode(read).decode() == value
+    assert read_secret(namespace, "probe") == value
     [stored] = stored_secrets(namespace, "probe").values()
     assert stored.startswith(f"k8s:enc:secretbox:v1:{encryption_key_name()}:".encode()), stored[:80]
     assert value.encode() not in stored
@@ -439,35 +447,17 @@ def test_rotated_encryption_key_stores_every_secret_and_reads_old_and_new(
     namespace: str, testbed_lock: None
 ) -> None:
     values = {name: f"{name}-{secrets.token_hex(16)}" for name in ("before-rotation", "after-rotation")}
-    kubectl(
-        "-n",
-        namespace,
-        "create",
-        "secret",
-        "generic",
-        "before-rotation",
-        f"--from-literal=value={values['before-rotation']}",
-    )
+    create_secret(namespace, "before-rotation", values["before-rotation"])
     old_name = encryption_key_name()
 
     result = playbook("playbooks/rotate_encryption_key.yml")
     assert result.returncode == 0, result.tail()
-    kubectl(
-        "-n",
-        namespace,
-        "create",
-        "secret",
-        "generic",
-        "after-rotation",
-        f"--from-literal=value={values['after-rotation']}",
-    )
+    create_secret(namespace, "after-rotation", values["after-rotation"])
 
     new_name = encryption_key_name()
     assert new_name != old_name
     assert not (PKI_DIR / "encryption-new.key").exists()
-    for name, value in values.items():
-        read = kubectl("-n", namespace, "get", "secret", name, "-o", "jsonpath={.data.value}").stdout
-        assert base64.b64decode(read).decode() == value
+    assert {name: read_secret(namespace, name) for name in values} == values
     # Every Secret of the cluster, not only these, is stored under the new key.
     stored = stored_secrets()
     assert {f"/registry/secrets/{namespace}/{name}" for name in values} <= set(stored)
@@ -489,7 +479,7 @@ def audit_events(master: Node, needle: str) -> list[dict[str, Any]]:
 
 def test_audit_log_records_who_did_what_and_never_a_secret(namespace: str) -> None:
     name, value = f"audited-{secrets.token_hex(4)}", f"audit-plaintext-{secrets.token_hex(16)}"
-    kubectl("-n", namespace, "create", "secret", "generic", name, f"--from-literal=value={value}")
+    create_secret(namespace, name, value)
     kubectl("-n", namespace, "get", "secret", name, "-o", "name")
 
     def created() -> list[dict[str, Any]]:
