@@ -10,6 +10,7 @@ the verify suite run against it again.
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 import os
 import re
@@ -23,13 +24,16 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    APISERVER_URL,
     NODES,
+    PKI_DIR,
     REPO,
     SETTINGS,
     SPARES,
     STATE_DIR,
     Node,
     apply,
+    https_status,
     kubectl,
     kubectl_json,
     node_exec,
@@ -38,6 +42,8 @@ from conftest import (
     run,
     wait_ready,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from playbooks import (
     FINGERPRINT_UNITS,
@@ -305,6 +311,40 @@ def test_renew_certificates_reissues_every_leaf_once(cluster: None, testbed_lock
     )
     assert again.returncode == 0, again.tail()
     assert_recap_unchanged(again)
+
+
+def expire(certificate: Path) -> None:
+    """Sign the certificate again with the cluster CA, as it was but valid only until yesterday."""
+    ca = x509.load_pem_x509_certificate((PKI_DIR / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((PKI_DIR / "ca.key").read_bytes(), None)
+    old = x509.load_pem_x509_certificate(certificate.read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(ca.subject)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=2))
+        .not_valid_after(now - datetime.timedelta(days=1))
+    )
+    for extension in old.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    expired = builder.sign(ca_key, hashes.SHA256())
+    certificate.write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+
+
+def test_expired_admin_certificate_is_renewed_by_a_run(cluster: None, testbed_lock: None) -> None:
+    """A cluster left alone past its certificates' dates: the API refuses the admin identity too."""
+    admin = PKI_DIR / "admin.crt"
+    expire(admin)
+    assert https_status(f"{APISERVER_URL}/api", cert=(admin, PKI_DIR / "admin.key")) == 401
+
+    result = timed("site.yml")
+    assert "The admin certificate has expired" in result.output, result.tail()
+    renewed = x509.load_pem_x509_certificate(admin.read_bytes())
+    assert renewed.not_valid_after_utc > datetime.datetime.now(datetime.UTC)
+    kubectl("get", "nodes")
 
 
 def test_backup_and_restore_bring_back_objects_and_secrets(
