@@ -267,15 +267,42 @@ def test_pod_security_refuses_a_privileged_pod_and_warns_of_restricted(namespace
 POD_PIDS_LIMIT = 4096  # kubelet_pod_pids_limit's default
 
 
-def test_a_pod_runs_under_its_pid_limit(namespace: str) -> None:
+def test_a_pod_that_asks_for_nothing_gets_a_pid_limit_and_the_default_seccomp_profile(namespace: str) -> None:
     node = MINIONS[0]
     apply(namespace, pod_manifest("pid-limited", node, "exec sleep 3600"))
     wait_ready(namespace, "pid-limited")
-    uid = kubectl_json("-n", namespace, "get", "pod", "pid-limited")["metadata"]["uid"].replace("-", "_")
+    uid = kubectl_json("-n", namespace, "get", "pod", "pid-limited")["metadata"]["uid"]
     # The pod's own cgroup (systemd driver): kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice
-    found = f'find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -name "*-pod{uid}.slice"'
+    found = f'find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -name "*-pod{uid.replace("-", "_")}.slice"'
     limit = node_exec(node, "sh", "-c", f'cat "$({found})/pids.max"').stdout.strip()
     assert limit == str(POD_PIDS_LIMIT)
+    # seccompDefault: its process runs under a filter (mode 2) though the pod named no profile.
+    [container] = node_exec(
+        node, "crictl", "ps", "--name", "main", "--label", f"io.kubernetes.pod.uid={uid}", "--quiet"
+    ).stdout.split()
+    template = ("--output", "go-template", "--template", "{{.info.pid}}")
+    pid = node_exec(node, "crictl", "inspect", *template, container).stdout.strip()
+    assert node_exec(node, "grep", "^Seccomp:", f"/proc/{pid}/status").stdout.split() == ["Seccomp:", "2"]
+
+
+def test_a_service_may_not_claim_external_addresses(namespace: str) -> None:
+    """DenyServiceExternalIPs: externalIPs would let any namespace capture traffic to any address."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "claims"},
+        "spec": {"ports": [{"port": 80}], "externalIPs": ["198.18.0.99"]},
+    }
+    refused = kubectl(
+        "-n", namespace, "apply", "--dry-run=server", "-f", "-", input=json.dumps(service), check=False
+    )
+    assert refused.returncode != 0 and "externalIPs" in refused.stderr, refused.stderr
+    # Positive control: the same Service without them is admitted.
+    del service["spec"]["externalIPs"]
+    admitted = kubectl(
+        "-n", namespace, "apply", "--dry-run=server", "-f", "-", input=json.dumps(service), check=False
+    )
+    assert admitted.returncode == 0, admitted.stderr
 
 
 # What a kubelet with protectKernelDefaults checks at start, refusing to run otherwise.
