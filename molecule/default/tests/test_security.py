@@ -272,10 +272,23 @@ def test_a_pod_that_asks_for_nothing_gets_a_pid_limit_and_the_default_seccomp_pr
     apply(namespace, pod_manifest("pid-limited", node, "exec sleep 3600"))
     wait_ready(namespace, "pid-limited")
     uid = kubectl_json("-n", namespace, "get", "pod", "pid-limited")["metadata"]["uid"]
-    # The pod's own cgroup (systemd driver): kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice
-    found = f'find /sys/fs/cgroup/kubepods.slice -maxdepth 2 -name "*-pod{uid.replace("-", "_")}.slice"'
-    limit = node_exec(node, "sh", "-c", f'cat "$({found})/pids.max"').stdout.strip()
-    assert limit == str(POD_PIDS_LIMIT)
+    # The pod's cgroup (systemd driver), kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice,
+    # at the top of the unified hierarchy (cgroup v2) or of the pids one (v1).
+    pod_slice = f"*-pod{uid.replace('-', '_')}.slice"
+    limits = node_exec(
+        node,
+        "find",
+        "/sys/fs/cgroup",
+        "-maxdepth",
+        "5",
+        "-path",
+        f"{pod_slice}/pids.max",
+        "-exec",
+        "cat",
+        "{}",
+        "+",
+    ).stdout
+    assert limits.split() == [str(POD_PIDS_LIMIT)]
     # seccompDefault: its process runs under a filter (mode 2) though the pod named no profile.
     [container] = node_exec(
         node, "crictl", "ps", "--name", "main", "--label", f"io.kubernetes.pod.uid={uid}", "--quiet"
