@@ -386,7 +386,8 @@ def test_node_changes_only_its_own_node_object(cluster: None) -> None:
         assert status == "200", answer
         status, answer = as_node(node, "PATCH", f"/api/v1/nodes/{other.name}", mark)
         assert status == "403", answer
-        assert f'node "{node.name}" is not allowed to modify node "{other.name}"' in answer, answer
+        refusal = json.loads(answer)["message"]
+        assert f'node "{node.name}" is not allowed to modify node "{other.name}"' in refusal, refusal
     finally:
         kubectl("annotate", "node", node.name, other.name, f"{MARK}-", check=False)
 
