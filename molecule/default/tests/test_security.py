@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from playbooks import playbook
+from playbooks import assert_recap_unchanged, playbook, site_yml
 
 ADMIN_CERT = (PKI_DIR / "admin.crt", PKI_DIR / "admin.key")
 KUBELET_PORT = 10250
@@ -504,6 +504,10 @@ def test_rotated_encryption_key_stores_every_secret_and_reads_old_and_new(
     assert {f"/registry/secrets/{namespace}/{name}" for name in values} <= set(stored)
     prefix = f"k8s:enc:secretbox:v1:{new_name}:".encode()
     assert not [key for key, value in stored.items() if not value.startswith(prefix)]
+    # What the rotation left is what site.yml would make.
+    checked = site_yml("--check")
+    assert checked.returncode == 0, checked.tail()
+    assert_recap_unchanged(checked)
     for master in MASTERS:
         config = node_exec(master, "cat", "/etc/kubernetes/encryption-config.yaml").stdout
         assert new_name in config and old_name not in config, master.name
