@@ -31,6 +31,8 @@ from conftest import (
     wait_ready,
 )
 
+from playbooks import playbook
+
 WEB_NODE = MINIONS[-1]
 # The nodes in a ring: each pings the next and the one before, so every node sends and answers.
 RING = [(node, NODES[(index + 1) % len(NODES)]) for index, node in enumerate(NODES)]
@@ -226,3 +228,22 @@ def test_short_name_kubernetes_default_resolves_through_the_search_path(
     resolved = re.match(r"PING kubernetes\.default \((\S+)\)", result.stdout)
     assert resolved, f"kubernetes.default from {node.name} did not resolve:\n{result.stdout}{result.stderr}"
     assert resolved.group(1) == KUBERNETES_SERVICE_IP
+
+
+def test_validate_playbook_passes_here_and_names_a_broken_route(cluster: None, testbed_lock: None) -> None:
+    """playbooks/validate.yml, the operators' check: every check passes; a lost route fails it."""
+    result = playbook("playbooks/validate.yml")
+    assert result.returncode == 0, result.tail()
+    pairs = re.findall(r"PASS a pod on (\S+) reaches a pod on (\S+)", result.output)
+    assert len(set(pairs)) == len(NODES) * (len(NODES) - 1), result.tail()
+    assert "FAIL" not in result.output, result.tail()
+
+    # Negative control: a minion loses its route to the master's pod block.
+    minion, block = MINIONS[0], node_allocation(MASTER)["pod_cidr"]
+    node_exec(minion, "ip", "route", "del", block)
+    try:
+        broken = playbook("playbooks/validate.yml")
+    finally:
+        node_exec(minion, "systemctl", "restart", "pod-network")
+    assert broken.returncode != 0, broken.tail()
+    assert f"FAIL a pod on {minion.name} reaches a pod on {MASTER.name}" in broken.output, broken.tail()
