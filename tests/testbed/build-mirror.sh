@@ -136,52 +136,48 @@ build_runc() {
   stamp "$key"
 }
 
+# One module's commands in a tarball laid out as its upstream release is:
+#   go_tarball KEY OUT TARBALL MEMBERS LDFLAGS MODULE VERSION PACKAGE...
+# builds the packages into a stage directory, packs MEMBERS of it ("." for all) into
+# OUT/TARBALL with OUT/TARBALL.sha256 beside it, and stamps KEY.
+go_tarball() {
+  local key=$1 out=$2 tarball=$3 members=$4 ldflags=$5 module=$6 version=$7
+  shift 7
+  local dir="$build_root/$key" stage="$build_root/$key/stage"
+  wrapper "$dir" "$module" "$version"
+  (cd "$dir" && go get "${@/%/@$version}" >/dev/null)
+  mkdir -p "$stage" "$out"
+  (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/" "$@")
+  tar -C "$stage" -czf "$out/$tarball" "$members"
+  sum_line "$out/$tarball" >"$out/$tarball.sha256"
+  stamp "$key"
+}
+
 build_cni_plugins() {
-  local key="cni-plugins-$cni" name="cni-plugins-linux-amd64-v$cni.tgz"
-  local out="$MIRROR_ROOT/github.com/containernetworking/plugins/releases/download/v$cni"
+  local key="cni-plugins-$cni" module=github.com/containernetworking/plugins
   stamp_ok "$key" && return 0
   log "building CNI plugins v$cni"
-  local dir="$build_root/$key" stage="$build_root/$key/stage" module=github.com/containernetworking/plugins
-  wrapper "$dir" "$module" "v$cni"
-  local pkgs=("$module/plugins/main/bridge" "$module/plugins/ipam/host-local"
-    "$module/plugins/main/loopback" "$module/plugins/meta/portmap")
-  (cd "$dir" && go get "${pkgs[@]/%/@v$cni}" >/dev/null)
-  mkdir -p "$stage" "$out"
-  (cd "$dir" && go build -ldflags "$ldflags_strip" -o "$stage/" "${pkgs[@]}")
-  tar -C "$stage" -czf "$out/$name" .
-  sum_line "$out/$name" >"$out/$name.sha256"
-  stamp "$key"
+  go_tarball "$key" "$MIRROR_ROOT/github.com/containernetworking/plugins/releases/download/v$cni" \
+    "cni-plugins-linux-amd64-v$cni.tgz" . "$ldflags_strip" "$module" "v$cni" \
+    "$module/plugins/main/bridge" "$module/plugins/ipam/host-local" \
+    "$module/plugins/main/loopback" "$module/plugins/meta/portmap"
 }
 
 build_crictl() {
-  local key="cri-tools-$cri_tools" name="crictl-v$cri_tools-linux-amd64.tar.gz"
-  local out="$MIRROR_ROOT/github.com/kubernetes-sigs/cri-tools/releases/download/v$cri_tools"
+  local key="cri-tools-$cri_tools" module=sigs.k8s.io/cri-tools
   stamp_ok "$key" && return 0
   log "building crictl v$cri_tools"
-  local dir="$build_root/$key" stage="$build_root/$key/stage" module=sigs.k8s.io/cri-tools
-  wrapper "$dir" "$module" "v$cri_tools"
-  (cd "$dir" && go get "$module/cmd/crictl@v$cri_tools" >/dev/null)
-  mkdir -p "$stage" "$out"
-  (cd "$dir" && go build -ldflags "$ldflags_strip -X $module/pkg/version.Version=v$cri_tools" \
-    -o "$stage/crictl" "$module/cmd/crictl")
-  tar -C "$stage" -czf "$out/$name" crictl
-  sum_line "$out/$name" >"$out/$name.sha256"
-  stamp "$key"
+  go_tarball "$key" "$MIRROR_ROOT/github.com/kubernetes-sigs/cri-tools/releases/download/v$cri_tools" \
+    "crictl-v$cri_tools-linux-amd64.tar.gz" crictl "$ldflags_strip -X $module/pkg/version.Version=v$cri_tools" \
+    "$module" "v$cri_tools" "$module/cmd/crictl"
 }
 
 build_coredns() {
-  local key="coredns-$coredns" name="coredns_${coredns}_linux_amd64.tgz"
-  local out="$MIRROR_ROOT/github.com/coredns/coredns/releases/download/v$coredns"
+  local key="coredns-$coredns" module=github.com/coredns/coredns
   stamp_ok "$key" && return 0
   log "building CoreDNS v$coredns"
-  local dir="$build_root/$key" stage="$build_root/$key/stage" module=github.com/coredns/coredns
-  wrapper "$dir" "$module" "v$coredns"
-  (cd "$dir" && go get "$module@v$coredns" >/dev/null)
-  mkdir -p "$stage" "$out"
-  (cd "$dir" && go build -ldflags "$ldflags_strip" -o "$stage/coredns" "$module")
-  tar -C "$stage" -czf "$out/$name" coredns
-  sum_line "$out/$name" >"$out/$name.sha256"
-  stamp "$key"
+  go_tarball "$key" "$MIRROR_ROOT/github.com/coredns/coredns/releases/download/v$coredns" \
+    "coredns_${coredns}_linux_amd64.tgz" coredns "$ldflags_strip" "$module" "v$coredns" "$module"
 }
 
 # Image tarballs the runtime role imports (as the guide loads the release's
