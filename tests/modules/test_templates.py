@@ -65,8 +65,10 @@ PLAN = {
     "allocations": {
         "localhost": {"pod_cidr": "10.44.0.0/24", "bridge_ip": "10.44.0.1"},
         "peer": {"pod_cidr": "10.44.1.0/24", "bridge_ip": "10.44.1.1"},
+        # A peer the kernel cannot route to (not on the node's link): its route fails.
+        "far": {"pod_cidr": "10.44.2.0/24", "bridge_ip": "10.44.2.1"},
     },
-    "node_ips": {"localhost": NODE_IP, "peer": "192.0.2.11"},
+    "node_ips": {"localhost": NODE_IP, "peer": "192.0.2.11", "far": "198.51.100.7"},
     "kubernetes_service_ip": "10.96.0.1",
     "cluster_dns_ip": "10.96.0.10",
     "apiserver_url": f"https://{NODE_IP}:16443",
@@ -244,3 +246,39 @@ def test_kubelet_config_follows_the_plan_and_settings(rendered: dict[str, str]) 
     assert config["registerWithTaints"] == [
         {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     ]
+
+
+NETNS = "scratch-kubernetes-routes-test"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_routes_script_converges_past_a_refused_next_hop(rendered: dict[str, str], tmp_path: Path) -> None:
+    """In a network namespace: the peer's route goes in, a stale one goes, the refused one fails the run."""
+    script = tmp_path / "pod-network-routes"
+    script.write_text(rendered["pod_network/pod-network-routes.j2"])
+    setup = (
+        "ip link add veth-a type veth peer name veth-b && ip link set lo up && ip link set veth-a up"
+        f" && ip link set veth-b up && ip addr add {NODE_IP}/24 dev veth-a"
+        " && ip route add 10.44.9.0/24 via 192.0.2.13"
+    )
+    subprocess.run(["ip", "netns", "add", NETNS], check=True)
+    try:
+
+        def inside(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ip", "netns", "exec", NETNS, "sh", "-c", command],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        assert inside(setup).returncode == 0
+        applied = inside(f"sh {script}")
+        routes = inside("ip -o route show root 10.44.0.0/16").stdout
+        masquerade = inside("iptables -t nat -S POSTROUTING").stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", NETNS], check=False)
+    assert applied.returncode == 1, applied
+    assert "10.44.2.0/24" not in routes and "10.44.9.0/24" not in routes, routes
+    assert re.search(r"^10\.44\.1\.0/24 via 192\.0\.2\.11 ", routes, re.M), routes
+    assert "pod-network" in masquerade, masquerade
