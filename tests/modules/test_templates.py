@@ -261,6 +261,7 @@ def test_routes_script_converges_past_a_refused_next_hop(rendered: dict[str, str
         f" && ip link set veth-b up && ip addr add {NODE_IP}/24 dev veth-a"
         " && ip route add 10.44.9.0/24 via 192.0.2.13"
     )
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True, check=False)  # one a killed run left
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
 
