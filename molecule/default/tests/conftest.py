@@ -129,6 +129,33 @@ def get_from(node: Node, url: str) -> list[object]:
     return json.loads(node_exec(node, "python3", "-c", GET_THROUGH_BALANCER, url, "1", "0").stdout)
 
 
+# A request loop runs until this file appears on its node, for at most LOOP_LIMIT requests.
+LOOP_STOP_FILE = "/tmp/request-loop-done"
+LOOP_LIMIT = 100_000
+
+
+def start_request_loop(node: Node, url: str, interval: float) -> subprocess.Popen[str]:
+    """GET_THROUGH_BALANCER on the node in the background, one request every interval seconds,
+    until stop_request_loops."""
+    node_exec(node, "rm", "-f", LOOP_STOP_FILE)
+    command = ["python3", "-c", GET_THROUGH_BALANCER, url, str(LOOP_LIMIT), str(interval), LOOP_STOP_FILE]
+    return subprocess.Popen(["docker", "exec", node.name, *command], stdout=subprocess.PIPE, text=True)
+
+
+def stop_request_loops(
+    loops: dict[tuple[str, str], subprocess.Popen[str]],
+) -> dict[tuple[str, str], tuple[int, list[object]]]:
+    """Ends loops keyed by (node name, what they ask) and returns, for each, how many requests it
+    made and the answers that were not 200."""
+    for node_name in {node_name for node_name, _target in loops}:
+        node_exec(node_name, "touch", LOOP_STOP_FILE, check=False)
+    results = {}
+    for key, loop in loops.items():
+        answers = json.loads(loop.communicate(timeout=60)[0] or "[]")
+        results[key] = (len(answers), [answer for answer in answers if answer != 200])
+    return results
+
+
 # etcdctl on a member, with the member's own identity (the etcd role's health check does the same).
 ETCD_CLIENT_PORT = SETTINGS["etcd_client_port"]
 ETCD_PKI = "/etc/etcd/pki"

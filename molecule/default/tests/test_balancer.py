@@ -55,3 +55,10 @@ def test_the_balancer_checks_every_apiserver(cluster: None, node: Node) -> None:
     }
     assert servers == {master.name: f"{master.ip}:{SETTINGS['apiserver_port']}" for master in MASTERS}
     assert "http-check send meth GET uri /readyz" in config and " check-ssl verify required " in config
+
+
+@pytest.mark.parametrize("node", NODES, ids=lambda node: node.name)
+def test_the_balancers_runtime_socket_is_for_root_only(cluster: None, node: Node) -> None:
+    """Whoever may write to it can take every apiserver out of the node's balancer."""
+    socket = SETTINGS["apiserver_balancer_socket"]
+    assert node_exec(node, "stat", "--format=%F %a %U", socket).stdout.split() == ["socket", "600", "root"]

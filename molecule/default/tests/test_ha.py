@@ -30,6 +30,8 @@ from conftest import (
     member_names,
     node_exec,
     run,
+    start_request_loop,
+    stop_request_loops,
 )
 
 from playbooks import assert_recap_unchanged, playbook, site_yml
@@ -150,6 +152,35 @@ def test_losing_a_master_keeps_the_api_scheduling_and_etcd(cluster: None, lost_m
         f"writes accepted again {writable_after:.1f} s after the loss; failed requests per node: {failures}"
     )
     assert all(len(failed) <= MAX_FAILED_REQUESTS for failed in failures.values()), failures
+
+
+def apiserver_started_at(master: Node) -> str:
+    return node_exec(
+        master, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "kube-apiserver"
+    ).stdout
+
+
+def test_an_apiserver_restarted_on_purpose_fails_no_request(cluster: None, testbed_lock: None) -> None:
+    """A planned restart takes the apiserver out of every node's balancer before it stops, and puts
+    it back once it is ready: requests under way finish, new ones go to the other masters. Fifty
+    requests a second from every node catch a balancer that cuts the connections to an apiserver it
+    finds stopping. The restart is owed as after any change: a file of the apiserver changed after it
+    started (here its unit, touched), which is the one rule by which the role restarts it."""
+    restarted = MASTERS[1]
+    started_at = apiserver_started_at(restarted)
+    node_exec(restarted, "touch", "/etc/systemd/system/kube-apiserver.service")
+    loops = {(node.name, "api"): start_request_loop(node, f"{BALANCER_URL}/version", 0.02) for node in NODES}
+    try:
+        time.sleep(2)
+        result = site_yml("--limit", restarted.name)
+        assert result.returncode == 0, result.tail()
+        assert apiserver_started_at(restarted) != started_at
+        # The balancers have sent it requests again.
+        time.sleep(3)
+    finally:
+        failures = stop_request_loops(loops)
+    print(f"(requests, failed) per node while {restarted.name}'s apiserver restarted: {failures}")
+    assert all(not failed for _count, failed in failures.values()), failures
 
 
 def balancer_servers(node: Node) -> list[str]:

@@ -11,7 +11,6 @@ Runs only where the cluster runs the previous release (tests/testbed/previous-ku
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ import pytest
 from conftest import (
     BALANCER_URL,
     CONTROL_PLANE_TAINT,
-    GET_THROUGH_BALANCER,
     MASTERS,
     NODES,
     REPO,
@@ -33,6 +31,8 @@ from conftest import (
     kubectl,
     kubectl_json,
     node_exec,
+    start_request_loop,
+    stop_request_loops,
 )
 
 from playbooks import assert_recap_unchanged, playbook, site_yml
@@ -42,10 +42,8 @@ pytestmark = pytest.mark.upgrade
 PREVIOUS = (REPO / "tests/testbed/previous-kube-version").read_text().strip()
 CURRENT = SETTINGS["kube_version"]
 APISERVER_PORT = SETTINGS["apiserver_port"]
-# Each node's loops: a request every half second, for at most 40 minutes, until the stop file.
-LOOP_REQUESTS = 4800
+# Each node's loops: a request every half second.
 LOOP_INTERVAL = 0.5
-STOP_FILE = "/tmp/upgrade-done"
 APP = "upgrade-web"
 APP_PORT = 8080
 
@@ -130,34 +128,18 @@ def web(previous_release: None, namespace: str) -> str:
     return address
 
 
-def start_loop(node: Node, url: str) -> subprocess.Popen[str]:
-    node_exec(node, "rm", "-f", STOP_FILE)
-    command = ["python3", "-c", GET_THROUGH_BALANCER, url, str(LOOP_REQUESTS), str(LOOP_INTERVAL), STOP_FILE]
-    return subprocess.Popen(["docker", "exec", node.name, *command], stdout=subprocess.PIPE, text=True)
-
-
 @pytest.fixture
-def client_loops(web: str) -> Iterator[dict[str, dict[str, subprocess.Popen[str]]]]:
+def client_loops(web: str) -> Iterator[dict[tuple[str, str], subprocess.Popen[str]]]:
     """On every node: one loop asking the API through the balancer, one asking the Deployment."""
+    targets = {"api": f"{BALANCER_URL}/version", "web": f"http://{web}/"}
     loops = {
-        node.name: {
-            "api": start_loop(node, f"{BALANCER_URL}/version"),
-            "web": start_loop(node, f"http://{web}/"),
-        }
+        (node.name, target): start_request_loop(node, url, LOOP_INTERVAL)
         for node in NODES
+        for target, url in targets.items()
     }
     yield loops
-    for node in NODES:
-        node_exec(node, "touch", STOP_FILE, check=False)
-    for node_loops in loops.values():
-        for loop in node_loops.values():
-            loop.wait(timeout=30)
-
-
-def failed_requests(loop: subprocess.Popen[str]) -> tuple[int, list[object]]:
-    """How many requests the loop made, and the answers that were not 200."""
-    answers = json.loads(loop.communicate(timeout=30)[0])
-    return len(answers), [answer for answer in answers if answer != 200]
+    if any(loop.poll() is None for loop in loops.values()):
+        stop_request_loops(loops)
 
 
 def running_versions(node: Node) -> dict[str, str]:
@@ -179,20 +161,14 @@ def running_versions(node: Node) -> dict[str, str]:
 
 @pytest.mark.skipif(len(MASTERS) < 3, reason="the scenario has a single master")
 def test_upgrade_keeps_the_api_and_workloads_answering(
-    testbed_lock: None, namespace: str, client_loops: dict[str, dict[str, subprocess.Popen[str]]]
+    testbed_lock: None, namespace: str, client_loops: dict[tuple[str, str], subprocess.Popen[str]]
 ) -> None:
     started = time.monotonic()
     upgrade = playbook("playbooks/upgrade.yml")
     wall_time = time.monotonic() - started
     assert upgrade.returncode == 0, upgrade.tail()
-    for node in NODES:
-        node_exec(node, "touch", STOP_FILE)
 
-    failures = {
-        (name, target): failed_requests(loop)
-        for name, loops in client_loops.items()
-        for target, loop in loops.items()
-    }
+    failures = stop_request_loops(client_loops)
     print(
         f"upgrade.yml from {PREVIOUS} to {CURRENT}: {wall_time:.0f} s; (requests, failed) per loop: "
         f"{failures}"
