@@ -4,9 +4,8 @@
 ``systemctl daemon-reload`` runs only when systemd says a unit file changed since it was loaded
 (``NeedDaemonReload``), not on every run: a reload re-reads every unit on the machine.
 
-A unit that runs but started before one of its files last changed is restarted. The roles' handlers
-restart a unit when its files change; this catches the restart a killed run never made, which its
-rerun, finding the files already in place, would not make either.
+A unit that runs but started before one of its files last changed is restarted: after this run
+changed them, and after a killed run did, whose rerun finds the files already in place.
 """
 
 from __future__ import annotations

@@ -14,10 +14,9 @@ description:
   - C(systemctl daemon-reload) runs only when systemd reports that a unit file changed since it was loaded
     (C(NeedDaemonReload)) or does not know a unit yet, not on every run as
     M(ansible.builtin.systemd_service) with C(daemon_reload=true) does.
-  - Restarts after a configuration change stay with each role's handler. With O(restart_if_changed), a unit
-    that runs but became active before one of those files last changed is restarted too. That is the restart
-    a killed run never made, which its rerun, finding the files in place, would not make either. Run the
-    task after the handlers, so that it finds only such units.
+  - With O(restart_if_changed), a unit that runs but became active before one of those files last changed is
+    restarted. One rule covers the restart after this run changed the files and the restart a killed run
+    never made, which its rerun, finding the files in place, would not make otherwise.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
 attributes:
