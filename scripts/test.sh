@@ -29,6 +29,8 @@ for scenario in default ha dedicated-etcd; do
   flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
 done
 
-# The benchmark holds the lock itself; in CI, two seeds and the quick verify (test_cluster.py).
-step "kill-and-rerun: site.yml killed at two seeded moments of a build, then rerun and verified"
-VERIFY=quick tests/benchmarks/bench_kill_rerun.sh 2
+# The benchmark holds the lock itself. In CI, one seed (seed 2 kills the build as the control
+# plane starts) and the quick verify (test_cluster.py), for the time budget; the benchmark's
+# default of 10 seeds is a soak run.
+step "kill-and-rerun: site.yml killed at a seeded moment of a build, then rerun and verified"
+VERIFY=quick tests/benchmarks/bench_kill_rerun.sh 1 2
