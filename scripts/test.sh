@@ -3,7 +3,7 @@
 # Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
 # real cluster on the local test bed for each molecule scenario (create, converge, idempotence,
 # verify, destroy): `default` (1 master, 2 minions), `ha` (3 masters, 1 minion) and
-# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines); then a build killed halfway, rerun.
+# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -29,8 +29,5 @@ for scenario in default ha dedicated-etcd; do
   flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
 done
 
-# The benchmark holds the lock itself. In CI, one seed (seed 2 kills the build as the control
-# plane starts) and the quick verify (test_cluster.py), for the time budget; the benchmark's
-# default of 10 seeds is a soak run.
-step "kill-and-rerun: site.yml killed at a seeded moment of a build, then rerun and verified"
-VERIFY=quick tests/benchmarks/bench_kill_rerun.sh 1 2
+# The kill-and-rerun benchmark (tests/benchmarks/bench_kill_rerun.sh) is run by hand until the
+# verify suites leave CI the time for it: with it, CI came within minutes of its 90-minute limit.
