@@ -24,6 +24,11 @@ class BalancerError(Exception):
     """The runtime API refused a command or answered what this module cannot read."""
 
 
+class BalancerNotRunning(Exception):
+    """No balancer listens on the socket: none was installed, or it was stopped (a machine that
+    reset.yml wiped keeps the socket file until it reboots). Nothing goes through it."""
+
+
 def parse_servers_state(output: str) -> dict[str, int]:
     """Each server's srv_admin_state, from ``show servers state BACKEND``: a version line, a
     ``# name name ...`` header, then one space-separated row per server."""
@@ -60,7 +65,10 @@ class RuntimeApi:
     def command(self, line: str) -> str:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(self.timeout)
-            connection.connect(self.path)
+            try:
+                connection.connect(self.path)
+            except (FileNotFoundError, ConnectionRefusedError) as error:
+                raise BalancerNotRunning(str(error)) from error
             connection.sendall(line.encode() + b"\n")
             chunks = []
             while chunk := connection.recv(65536):

@@ -15,9 +15,9 @@ description:
     apiserver on every node's balancer before it restarts it, and puts it back once it is ready, so that
     a planned restart fails no request.
   - Reads every server's state first (C(show servers state)) and changes only those not in O(state) yet.
-  - A node without the socket has no balancer running, and a balancer without a named server does not send
-    it anything (a run limited to some nodes may leave another node's balancer without a new master).
-    Neither is a change, nor an error.
+  - Where no balancer listens on the socket (none installed, or stopped by C(reset.yml)), none runs, and a
+    balancer without a named server does not send it anything (a run limited to some nodes may leave another
+    node's balancer without a new master). Neither is a change, nor an error.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
 attributes:
@@ -85,12 +85,11 @@ running:
   sample: true
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer import (
     STATES,
     BalancerError,
+    BalancerNotRunning,
     RuntimeApi,
     set_servers_state,
 )
@@ -107,8 +106,6 @@ def main() -> None:
         supports_check_mode=True,
     )
     path = module.params["socket"]
-    if not os.path.exists(path):
-        module.exit_json(changed=False, servers=[], unknown=[], running=False)
     try:
         report = set_servers_state(
             RuntimeApi(path),
@@ -117,6 +114,8 @@ def main() -> None:
             module.params["state"],
             check_mode=module.check_mode,
         )
+    except BalancerNotRunning:
+        module.exit_json(changed=False, servers=[], unknown=[], running=False)
     except (BalancerError, OSError) as error:
         module.fail_json(msg=f"balancer at {path}: {error}")
     module.exit_json(

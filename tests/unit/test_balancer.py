@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer import (
     BalancerError,
+    BalancerNotRunning,
     RuntimeApi,
     is_in_state,
     parse_servers_state,
@@ -166,3 +167,14 @@ def test_a_refused_command_fails_with_the_balancers_words(tmp_path: Path) -> Non
             BalancerError, match="refused to set apiservers/k8s-master-1 drain: Unknown command"
         ):
             set_servers_state(api, "apiservers", ["k8s-master-1"], "drain", check_mode=False)
+
+
+def test_a_socket_without_a_balancer_behind_it_says_none_runs(tmp_path: Path) -> None:
+    """The socket file of a stopped HAProxy stays in /run until the machine reboots."""
+    stale = tmp_path / "admin.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(stale))
+    listener.close()
+    for path in (stale, tmp_path / "absent.sock"):
+        with pytest.raises(BalancerNotRunning):
+            RuntimeApi(str(path)).command("show servers state apiservers")
