@@ -40,7 +40,8 @@ timed() {
 # An inventory that adds the named machines to the minions of inventory/testbed; k8s-minion-N
 # has the address 172.31.250.(11+N), as the create playbook below gives it.
 minions() {
-  local file=$logs/minions-$(echo "$@" | tr ' ' '-').yml
+  local file
+  file=$logs/minions-$(echo "$@" | tr ' ' '-').yml
   python3 - "$file" "$@" <<'PY'
 import sys, yaml
 path, *names = sys.argv[1:]
