@@ -33,7 +33,7 @@ log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # that inherited the descriptor of /tmp/testbed.lock would hold the test bed's lock forever.
 daemon() {
   (
-    for fd in /proc/$BASHPID/fd/*; do
+    for fd in "/proc/$BASHPID/fd"/*; do
       fd=${fd##*/}
       if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
     done

@@ -188,13 +188,17 @@ def healthy_endpoints(member: Node, endpoints: list[Node]) -> list[str]:
     return sorted(entry["endpoint"] for entry in json.loads(result.stdout or "[]") if entry.get("health"))
 
 
-# An upgrade goes first, so that every other test proves the upgraded cluster. Tests that run
-# playbooks go after those that only look, and the ones that change the cluster's shape (add,
-# remove, restore, reset) after those that expect it unchanged. "" stands for the unmarked tests.
-STAGES = ("upgrade", "", "last", "lifecycle")
+# A reset and rebuild, or an upgrade, goes first, so that every other test proves the rebuilt or
+# upgraded cluster. Tests that run playbooks go after those that only look, and the ones that
+# change the cluster's shape (add, remove, restore) after those that expect it unchanged. ""
+# stands for the unmarked tests.
+STAGES = ("rebuild", "upgrade", "", "last", "lifecycle")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "rebuild: run first (it resets the nodes and builds the cluster again)"
+    )
     config.addinivalue_line("markers", "upgrade: run before everything else (it upgrades the cluster)")
     config.addinivalue_line("markers", "last: run after every test that only looks (it reruns the playbook)")
     config.addinivalue_line(

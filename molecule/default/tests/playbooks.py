@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +49,39 @@ FINGERPRINT_UNITS = [
 CONTROLLER_ARTIFACT = (
     Path.home() / ".cache/scratch-kubernetes/artifacts/kubelet" / SETTINGS["kube_version"] / "kubelet"
 )
+# Every binary the roles install under /usr/local/bin.
+BINARIES = [
+    *("etcd", "etcdctl", "etcdutl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    *("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr"),
+]
+PROCESSES = ["etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy"]
+PROCESSES += ["containerd", "containerd-shim", "pause", "haproxy"]
+# What reset.yml must leave behind on a node: none of these.
+RESET_PATHS = [
+    "/etc/kubernetes",
+    "/var/log/kubernetes",
+    "/etc/etcd",
+    "/var/lib/etcd",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    "/etc/containerd",
+    "/run/containerd",
+    "/var/lib/scratch-kubernetes",
+    "/etc/cni/net.d",
+    "/opt/cni/bin",
+    "/var/lib/cni",
+    "/etc/ansible/facts.d/scratch_kubernetes.fact",
+    "/etc/haproxy",
+    "/etc/apt/sources.list.d/scratch-kubernetes-testbed.sources",
+    "/etc/apt/keyrings/scratch-kubernetes-testbed.asc",
+    "/etc/sysctl.d/90-kubernetes.conf",
+    "/etc/modules-load.d/kubernetes.conf",
+    "/usr/local/sbin/pod-network-routes",
+    "/usr/local/sbin/runc",
+    *(f"/usr/local/bin/{binary}" for binary in BINARIES),
+    *(f"/etc/systemd/system/{unit}.service" for unit in (*FINGERPRINT_UNITS, "pod-network")),
+]
+
 RECAP_LINE = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -98,23 +135,63 @@ def _messages(result: Any) -> list[str]:
     return []
 
 
-def playbook(name: str, *args: str, inventories: Sequence[Path | str] = (INVENTORY,)) -> PlaybookRun:
-    """`ansible-playbook -i INVENTORY... NAME ARGS` from the repository root (hold testbed_lock)."""
+def _command(name: str, args: Sequence[str], inventories: Sequence[Path | str]) -> list[str]:
+    sources = [arg for inventory in inventories for arg in ("-i", str(inventory))]
+    return [str(Path(sys.executable).parent / "ansible-playbook"), *sources, name, *args]
+
+
+def _user_env() -> dict[str, str]:
     # Molecule's verify step exports its own ANSIBLE_* settings; a user's run has the repo's ansible.cfg.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}
-    env |= {
+    return env | {
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
         "ANSIBLE_CALLBACK_FORMAT_PRETTY": "false",
     }
-    command = Path(sys.executable).parent / "ansible-playbook"
-    sources = [arg for inventory in inventories for arg in ("-i", str(inventory))]
-    result = run(command, *sources, name, *args, env=env, cwd=REPO, timeout=PLAYBOOK_TIMEOUT, check=False)
+
+
+def playbook(name: str, *args: str, inventories: Sequence[Path | str] = (INVENTORY,)) -> PlaybookRun:
+    """`ansible-playbook -i INVENTORY... NAME ARGS` from the repository root (hold testbed_lock)."""
+    command = _command(name, args, inventories)
+    result = run(*command, env=_user_env(), cwd=REPO, timeout=PLAYBOOK_TIMEOUT, check=False)
     return PlaybookRun(result.returncode, result.stdout + result.stderr)
 
 
 def site_yml(*args: str, **kwargs: Any) -> PlaybookRun:
     return playbook("site.yml", *args, **kwargs)
+
+
+def timed(name: str, *args: str, inventories: Sequence[Path | str] = (INVENTORY,)) -> PlaybookRun:
+    """Run a playbook that must succeed, and say how long it took (shown with pytest -s)."""
+    started = time.monotonic()
+    result = playbook(name, *args, inventories=inventories)
+    print(f"{name} {' '.join(args)}: rc={result.returncode} in {time.monotonic() - started:.0f}s")
+    assert result.returncode == 0, result.tail()
+    return result
+
+
+def killed_site_yml(after: float) -> str:
+    """site.yml killed with SIGKILL after so many seconds, with every process it started (its
+    forks, their ssh or docker exec): a crash of the controller. Returns the task it was in."""
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(
+            _command("site.yml", (), (INVENTORY,)),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=_user_env(),
+            cwd=REPO,
+            start_new_session=True,
+        )
+        try:
+            process.wait(timeout=after)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        else:
+            return "(finished before the kill)"
+        output.seek(0)
+        tasks = [banner["task"] for banner in map(TASK_BANNER.match, output.read().splitlines()) if banner]
+    return tasks[-1] if tasks else "(before the first task)"
 
 
 # What tells a file changed without reading it: any write, replacement, chmod or chown moves its
@@ -173,3 +250,21 @@ def assert_recap_unchanged(run: PlaybookRun, nodes: Sequence[Node] = MACHINES) -
     changed = {host: counts["changed"] for host, counts in recap.items() if counts["changed"]}
     assert not changed, f"PLAY RECAP reports changes: {changed}\n{run.tail()}"
     return recap
+
+
+def leftovers(node: Node) -> list[str]:
+    """Whatever of ours reset.yml should have removed and did not."""
+    script = (
+        f"for p in {' '.join(RESET_PATHS)}; do [ ! -e $p ] || echo path $p; done\n"
+        # By process name (truncated to 15 characters): the script's own command line names them too.
+        f"ps -eo comm= | grep -xE '{'|'.join(PROCESSES)}' | sed 's/^/process /'\n"
+        f"ip -o route show root {SETTINGS['cluster_cidr']} | sed 's/^/route /'\n"
+        "ip -o link show | grep -E ': (cbr0|veth[^:]*)[:@]' | sed 's/^/link /'\n"
+        "iptables-save | grep -E '^:KUBE-|pod-network' | sed 's/^/iptables /'\n"
+        "dpkg-query --show --showformat='${Status}' haproxy 2>/dev/null | grep -q 'ok installed'"
+        " && echo package haproxy\n"
+        "systemctl list-unit-files --no-legend 'kube*' etcd.service containerd.service pod-network.service"
+        " | sed 's/^/unit /'\n"
+        "true"
+    )
+    return node_exec(node, "bash", "-c", script).stdout.splitlines()

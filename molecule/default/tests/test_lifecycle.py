@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A cluster's life after site.yml: add a node, a limited run, remove the node, back up and
-restore, lose the controller's state and get it back, reset every node and build again.
+"""A cluster's life after site.yml: add a node, a limited run, remove the node, renew the
+certificates, back up and restore, lose the controller's state and get it back. (Reset and
+rebuild: test_rebuild.py.)
 
 The tests run in file order, after every other test, because each leaves the cluster in the
-shape the next one starts from; the last one ends with the cluster rebuilt from bare nodes and
-the verify suite run against it again.
+shape the next one starts from.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
-import os
 import re
 import secrets
 import shutil
-import sys
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +25,6 @@ from conftest import (
     APISERVER_URL,
     NODES,
     PKI_DIR,
-    REPO,
     SETTINGS,
     SPARES,
     STATE_DIR,
@@ -39,7 +36,6 @@ from conftest import (
     node_exec,
     pod_exec,
     pod_manifest,
-    run,
     wait_ready,
 )
 from cryptography import x509
@@ -47,12 +43,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from playbooks import (
     FINGERPRINT_UNITS,
-    PlaybookRun,
     assert_recap_unchanged,
     assert_unchanged,
     fingerprints,
+    leftovers,
     playbook,
     site_yml,
+    timed,
 )
 
 pytestmark = pytest.mark.lifecycle
@@ -64,40 +61,6 @@ if not SPARES:
 SPARE = SPARES[0]
 CLUSTER_CIDR = SETTINGS["cluster_cidr"]
 BACKUP_LINE = re.compile(r"Backup written: (?P<path>\S+?\.tar\.gz)")
-# Every binary the roles install under /usr/local/bin.
-BINARIES = [
-    *("etcd", "etcdctl", "etcdutl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
-    *("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr"),
-]
-PROCESSES = ["etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kubelet", "kube-proxy"]
-PROCESSES += ["containerd", "containerd-shim", "pause", "haproxy"]
-# What reset.yml must leave behind on a node: none of these.
-RESET_PATHS = [
-    "/etc/kubernetes",
-    "/var/log/kubernetes",
-    "/etc/etcd",
-    "/var/lib/etcd",
-    "/var/lib/kubelet",
-    "/var/lib/kube-proxy",
-    "/etc/containerd",
-    "/run/containerd",
-    "/var/lib/scratch-kubernetes",
-    "/etc/cni/net.d",
-    "/opt/cni/bin",
-    "/var/lib/cni",
-    "/etc/ansible/facts.d/scratch_kubernetes.fact",
-    "/etc/haproxy",
-    "/etc/apt/sources.list.d/scratch-kubernetes-testbed.sources",
-    "/etc/apt/keyrings/scratch-kubernetes-testbed.asc",
-    "/etc/sysctl.d/90-kubernetes.conf",
-    "/etc/modules-load.d/kubernetes.conf",
-    "/usr/local/sbin/pod-network-routes",
-    "/usr/local/sbin/runc",
-    *(f"/usr/local/bin/{binary}" for binary in BINARIES),
-    *(f"/etc/systemd/system/{unit}.service" for unit in (*FINGERPRINT_UNITS, "pod-network")),
-]
-
-
 CERTIFICATE_DIRS = ["/etc/kubernetes/pki", "/etc/etcd/pki", "/var/lib/kubelet/pki", "/var/lib/kube-proxy/pki"]
 CA_CERTIFICATES = {"ca.crt", "etcd-ca.crt"}
 
@@ -115,15 +78,6 @@ def with_spare(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def backup_archive() -> dict[str, str]:
     """Filled by the backup test: the archive that the restore tests read back."""
     return {}
-
-
-def timed(name: str, *args: str, inventories: Sequence[str] = ("inventory/testbed",)) -> PlaybookRun:
-    """Run a playbook and say how long it took (shown with pytest -s; the benchmarks measure)."""
-    started = os.times().elapsed
-    result = playbook(name, *args, inventories=inventories)
-    print(f"{name} {' '.join(args)}: rc={result.returncode} in {os.times().elapsed - started:.0f}s")
-    assert result.returncode == 0, result.tail()
-    return result
 
 
 def unit_starts(nodes: Sequence[Node], units: Sequence[str] = tuple(FINGERPRINT_UNITS)) -> dict[str, str]:
@@ -153,24 +107,6 @@ def registered_blocks() -> dict[str, str]:
 def recorded_block(node: Node) -> str | None:
     result = node_exec(node, "cat", "/etc/ansible/facts.d/scratch_kubernetes.fact", check=False)
     return yaml.safe_load(result.stdout)["pod_cidr"] if result.returncode == 0 else None
-
-
-def leftovers(node: Node) -> list[str]:
-    """Whatever of ours reset.yml should have removed and did not."""
-    script = (
-        f"for p in {' '.join(RESET_PATHS)}; do [ ! -e $p ] || echo path $p; done\n"
-        # By process name (truncated to 15 characters): the script's own command line names them too.
-        f"ps -eo comm= | grep -xE '{'|'.join(PROCESSES)}' | sed 's/^/process /'\n"
-        f"ip -o route show root {CLUSTER_CIDR} | sed 's/^/route /'\n"
-        "ip -o link show | grep -E ': (cbr0|veth[^:]*)[:@]' | sed 's/^/link /'\n"
-        "iptables-save | grep -E '^:KUBE-|pod-network' | sed 's/^/iptables /'\n"
-        "dpkg-query --show --showformat='${Status}' haproxy 2>/dev/null | grep -q 'ok installed'"
-        " && echo package haproxy\n"
-        "systemctl list-unit-files --no-legend 'kube*' etcd.service containerd.service pod-network.service"
-        " | sed 's/^/unit /'\n"
-        "true"
-    )
-    return node_exec(node, "bash", "-c", script).stdout.splitlines()
 
 
 def ping_between(namespace: str, source: str, target_ip: str) -> None:
@@ -409,19 +345,3 @@ def test_lost_controller_state_stops_the_run_until_restored(
     rerun = site_yml()
     assert rerun.returncode == 0, rerun.tail()
     assert_recap_unchanged(rerun)
-
-
-def test_reset_leaves_nothing_and_site_builds_the_cluster_again(cluster: None, testbed_lock: None) -> None:
-    timed("playbooks/reset.yml")
-    left = {node.name: leftovers(node) for node in NODES}
-    assert not any(left.values()), left
-    again = timed("playbooks/reset.yml")
-    assert_recap_unchanged(again)
-
-    timed("site.yml")
-    # The cluster built from bare nodes passes the whole verify suite once more.
-    suite = [f"molecule/default/tests/test_{name}.py" for name in ("cluster", "security", "seal")]
-    verify = run(
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *suite, cwd=REPO, timeout=1200, check=False
-    )
-    assert verify.returncode == 0, verify.stdout[-6000:]
