@@ -61,7 +61,10 @@ kube_wrapper() {
 }
 
 # The k8s.io/kubernetes source tree of v$kube in the module cache (read-only).
-kube_src() { (cd "$build_root/e2e-$kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes); }
+kube_src() {
+  [ -f "$build_root/e2e-$kube/go.mod" ] || kube_wrapper "$build_root/e2e-$kube"
+  (cd "$build_root/e2e-$kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+}
 
 build_e2e() {
   local key="e2e-$kube"
@@ -313,18 +316,21 @@ image_nautilus() {
 }
 
 build_images() {
-  local image
+  local image built=false
   for image in agnhost busybox pause nonewprivs glibc_dns_testing nautilus; do
-    local key="image-$image"
+    local key="image-${image//_/-}"
     stamp_ok "$key" && continue
-    log "building the $image image"
+    built=true
+    log "building the ${image//_/-} image"
     local start
     start=$(date +%s)
     "image_$image"
-    record "image-$image" "$(($(date +%s) - start))" "$(size_of "$last_tar")"
+    record "$key" "$(($(date +%s) - start))" "$(size_of "$last_tar")"
     stamp "$key"
   done
-  (cd "$images_dir" && sha256sum ./*.tar >SHA256SUMS)
+  if [ "$built" = true ] || [ ! -f "$images_dir/SHA256SUMS" ]; then
+    (cd "$images_dir" && sha256sum ./*.tar >SHA256SUMS)
+  fi
 }
 
 steps=(e2e ginkgo images)
