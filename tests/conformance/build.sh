@@ -257,67 +257,9 @@ image_glibc_dns_testing() {
     'CMD ["bash"]' 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 }
 
-# add_layer BASE_TAR FILES_DIR REF FILE CMD_JSON: the image of BASE_TAR (docker save format) with
-# FILES_DIR's files in a second layer, as a Dockerfile's COPY adds one, so a node stores the
-# base layer once. Saved as images/FILE.tar and listed in images/index.tsv.
-add_layer() {
-  local base=$1 files=$2 ref=$3 file=$4 cmd=$5 work entries=()
-  work=$(mktemp -d "$build_root/layer.XXXXXX")
-  tar -xf "$base" -C "$work"
-  mapfile -t entries < <(find "$files" -mindepth 1 -maxdepth 1 -printf '%P\n')
-  tar --numeric-owner --owner=0 --group=0 -C "$files" -cf "$work/layer.tar" "${entries[@]}"
-  python3 - "$work" "$ref" "$cmd" <<'PY'
-import hashlib, json, os, sys
-
-work, ref, cmd = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-with open(f"{work}/manifest.json") as f:
-    manifest = json.load(f)[0]
-with open(f"{work}/{manifest['Config']}") as f:
-    config = json.load(f)
-digest = hashlib.sha256()
-with open(f"{work}/layer.tar", "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        digest.update(block)
-layer = digest.hexdigest()
-os.makedirs(f"{work}/{layer}")
-os.rename(f"{work}/layer.tar", f"{work}/{layer}/layer.tar")
-config["rootfs"]["diff_ids"].append(f"sha256:{layer}")
-config["config"]["Cmd"] = cmd
-config["history"].append({"created": config["created"], "created_by": "COPY (tests/conformance/build.sh)"})
-raw = json.dumps(config, separators=(",", ":")).encode()
-name = hashlib.sha256(raw).hexdigest() + ".json"
-os.remove(f"{work}/{manifest['Config']}")
-os.remove(f"{work}/repositories")
-with open(f"{work}/{name}", "wb") as f:
-    f.write(raw)
-with open(f"{work}/manifest.json", "w") as f:
-    json.dump([{"Config": name, "RepoTags": [ref], "Layers": manifest["Layers"] + [f"{layer}/layer.tar"]}], f)
-PY
-  mapfile -t entries < <(find "$work" -mindepth 1 -maxdepth 1 -printf '%P\n')
-  tar -C "$work" -cf "$images_dir/$file.tar.partial" "${entries[@]}"
-  mv "$images_dir/$file.tar.partial" "$images_dir/$file.tar"
-  rm -rf "$work"
-  index_add "$ref" "$file.tar"
-}
-
-# nautilus: test/images/nautilus's recipe, FROM agnhost plus two files its test-webserver serves.
-# The v$kube tree's recipe (which it numbers 1.9.0) is newer than the tag e2e asks for: the same
-# files on agnhost $(e2e_tag Agnhost) rather than the older agnhost of upstream's 1.8 (see
-# docs/conformance.md).
-image_nautilus() {
-  local tag agnhost dir=$build_root/conformance-$kube/nautilus src
-  tag=$(e2e_tag Nautilus) agnhost=$(e2e_tag Agnhost) src=$(kube_src)/test/images/nautilus
-  [ -f "$images_dir/agnhost_$agnhost.tar" ] || image_agnhost
-  rm -rf "$dir" && mkdir -p "$dir/files"
-  cp "$src/html/nautilus.jpg" "$src/html/data.json" "$dir/files/"
-  add_layer "$images_dir/agnhost_$agnhost.tar" "$dir/files" "registry.k8s.io/e2e-test-images/nautilus:$tag" \
-    "nautilus_$tag" '["test-webserver"]'
-  log "nautilus: built on agnhost $agnhost"
-}
-
 build_images() {
   local image built=false
-  for image in agnhost busybox pause nonewprivs glibc_dns_testing nautilus; do
+  for image in agnhost busybox pause nonewprivs glibc_dns_testing; do
     local key="image-${image//_/-}"
     stamp_ok "$key" && continue
     built=true
