@@ -152,18 +152,19 @@ debootstrap_rootfs() {
     "$dir"/usr/share/locale/*
 }
 
-# A Debian package of another suite, downloaded with apt state of its own (the host's is untouched):
-# debian_deb DIR SUITE PACKAGE prints the path of the .deb.
-debian_deb() {
+# The source package PACKAGE of SUITE, downloaded with apt state of its own (the host's is untouched):
+# debian_source DIR SUITE PACKAGE prints the path of the .dsc. apt checks the .dsc and the files it
+# names against the suite's signed Sources index.
+debian_source() {
   local dir=$1 suite=$2 package=$3
   local state=$dir/apt-$suite
   mkdir -p "$state/lists/partial"
-  echo "deb $debian_mirror $suite main" >"$state/sources.list"
+  echo "deb-src $debian_mirror $suite main" >"$state/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Sandbox::User=root)
   apt-get "${opts[@]}" update >/dev/null
-  (cd "$dir" && apt-get "${opts[@]}" download "$package" >/dev/null)
-  ls "$dir/${package}_"*.deb
+  (cd "$dir" && apt-get "${opts[@]}" source --download-only "$package" >/dev/null)
+  ls "$dir/${package}_"*.dsc
 }
 
 # agnhost: the Go program of test/images/agnhost (CGO_ENABLED=0, main.Version set as its Makefile
@@ -192,27 +193,51 @@ image_agnhost() {
     'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 }
 
-# busybox: upstream's is Docker Hub's busybox:<version> as it is. Here: Debian's busybox-static of
-# the same upstream version (trixie's, as bookworm's is older), with every applet linked.
+# busybox: upstream's is Docker Hub's busybox:<version>, BusyBox built from busybox.net's tarball
+# with `make defconfig`. Here: the same tarball (the .orig.tar.bz2 of Debian's source package is it
+# byte for byte: the .dsc's checksum and the pin below must both match), `make defconfig` plus
+# CONFIG_STATIC=y, compiled with the host's gcc against glibc, every applet a hard link in /bin as
+# `busybox --install /bin` makes them upstream, and /usr/bin/env. Debian's own busybox-static is not
+# used: its patch revert-9c143ce52da11ec3d21a3491c3749841d3dc10f0.patch makes ash drop environment
+# variables whose names are not shell names, which a Secrets test (`env` of a variable data-1) reads.
+busybox_version=1.37.0
+busybox_sha256=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
 image_busybox() {
-  local tag dir=$build_root/conformance-$kube/busybox deb version
+  local tag dir=$build_root/conformance-$kube/busybox dsc sum
   tag=$(e2e_tag BusyBox)
-  rm -rf "$dir" && mkdir -p "$dir/deb" "$dir/rootfs"
-  deb=$(debian_deb "$dir" trixie busybox-static)
-  dpkg-deb -x "$deb" "$dir/deb"
-  local bb=$dir/deb/usr/bin/busybox
-  [ -x "$bb" ] || bb=$dir/deb/bin/busybox
-  version=$( ("$bb" --help 2>&1 || true) | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')
-  [ "$version" = "${tag%-*}" ] || { log "busybox: Debian's is $version, e2e wants $tag"; return 1; }
-  mkdir -p "$dir/rootfs/bin" "$dir/rootfs/etc" "$dir/rootfs/tmp" "$dir/rootfs/root" "$dir/rootfs/home" "$dir/rootfs/var"
+  [ "${tag%-*}" = "$busybox_version" ] || { log "busybox: build.sh pins $busybox_version, e2e wants $tag"; return 1; }
+  rm -rf "$dir" && mkdir -p "$dir/src" "$dir/rootfs"
+  local orig=busybox_$busybox_version.orig.tar.bz2 src=$dir/src/busybox-$busybox_version
+  dsc=$(debian_source "$dir/src" trixie busybox)
+  [ -f "$dir/src/$orig" ] || { log "busybox: Debian's source package ($(basename "$dsc")) has no $orig"; return 1; }
+  sum=$(sed -n "/^Checksums-Sha256:/,/^[^ ]/s/^ \([0-9a-f]\{64\}\) [0-9]* $orig\$/\1/p" "$dsc")
+  [ "$sum" = "$busybox_sha256" ] || { log "busybox: $(basename "$dsc") gives $orig the sha256 '$sum', not $busybox_sha256"; return 1; }
+  printf '%s  %s\n' "$busybox_sha256" "$dir/src/$orig" | sha256sum -c --quiet - ||
+    { log "busybox: $orig does not match its sha256"; return 1; }
+  tar -C "$dir/src" -xjf "$dir/src/$orig"
+  # The build date that BusyBox prints is the tarball's (as Docker Hub's build sets it), not today's.
+  # No option of defconfig fails to build statically here (glibc 2.36, Linux 6.1 headers), so only
+  # CONFIG_STATIC changes. The linker warns that getaddrinfo, gethostbyname and getservbyname want
+  # glibc's NSS modules at run time; the "files" and "dns" sources are in libc itself since 2.34.
+  (cd "$src" && export SOURCE_DATE_EPOCH="$(stat -c %Y .)" &&
+    nice -n 19 make defconfig &&
+    sed -i 's/^# CONFIG_STATIC is not set$/CONFIG_STATIC=y/' .config &&
+    nice -n 19 make oldconfig </dev/null && grep -qx CONFIG_STATIC=y .config &&
+    nice -n 19 make -j"$(nproc)" busybox) >"$dir/build.log" 2>&1 ||
+    { log "busybox: the build failed; see $dir/build.log"; return 1; }
+  [ -z "$(readelf -l "$src/busybox" | sed -n '/INTERP/p')" ] || { log "busybox: the binary is not static"; return 1; }
+  local version
+  version=$("$src/busybox" --help | sed -n '1s/^BusyBox v\([0-9.]*\) .*/\1/p')
+  [ "$version" = "$busybox_version" ] || { log "busybox: the binary says '$version'"; return 1; }
+  mkdir -p "$dir/rootfs/bin" "$dir/rootfs/usr/bin" "$dir/rootfs/etc" "$dir/rootfs/tmp" "$dir/rootfs/root" \
+    "$dir/rootfs/home" "$dir/rootfs/var"
   chmod 1777 "$dir/rootfs/tmp"
-  cp "$bb" "$dir/rootfs/bin/busybox"
-  local applet
-  for applet in $("$dir/rootfs/bin/busybox" --list-full); do
-    [ "$applet" = bin/busybox ] && continue
-    mkdir -p "$dir/rootfs/$(dirname "$applet")"
-    ln -sf /bin/busybox "$dir/rootfs/$applet"
-  done
+  cp "$src/busybox" "$dir/rootfs/bin/busybox"
+  "$dir/rootfs/bin/busybox" --install "$dir/rootfs/bin"
+  ln -s ../../bin/env "$dir/rootfs/usr/bin/env"
+  local applets links
+  applets=$("$dir/rootfs/bin/busybox" --list | wc -l) links=$(stat -c %h "$dir/rootfs/bin/busybox")
+  [ "$links" -eq "$((applets + 1))" ] || { log "busybox: $applets applets, but /bin/busybox has $links links"; return 1; }
   printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'daemon:x:1:1:daemon:/usr/sbin:/bin/false' \
     'nobody:x:65534:65534:nobody:/home:/bin/false' >"$dir/rootfs/etc/passwd"
   printf '%s\n' 'root:x:0:' 'daemon:x:1:' 'nogroup:x:65534:' >"$dir/rootfs/etc/group"
