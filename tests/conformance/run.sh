@@ -128,7 +128,7 @@ done <"$skip_list"
 sort -u -o "$report_dir/skipped-by-image.txt" "$report_dir/skipped-by-image.txt"
 skip=$(regex_escape <"$report_dir/skipped-by-image.txt" | sed 's/$/( |$)/' | paste -sd'|')
 if [ -n "$extra_skip" ]; then skip=${skip:+$skip|}$extra_skip; fi
-log "skipping the tests of $(wc -l <"$report_dir/skipped-by-image.txt") names in skip-images.tsv (images not built)"
+log "skipping the tests of $(wc -l <"$report_dir/skipped-by-image.txt") names in skip-images.tsv (an image not built, or a registry)"
 
 ginkgo_args=(--focus="$focus" --no-color --junit-report=junit.xml --output-dir="$report_dir")
 if [ -n "$skip" ]; then ginkgo_args+=(--skip="$skip"); fi
@@ -156,15 +156,14 @@ fi
 [ "${#nodes[@]}" -gt 0 ] || die "the cluster has no nodes (is the default cluster up?)"
 log "nodes: ${nodes[*]}"
 
-# Images into each node's containerd, as the containerd role imports the release's images.
+# Images into each node's containerd, as the containerd role imports the release's images. Every
+# time: an image rebuilt since the last run replaces the one under its name.
 start=$(date +%s)
 for node in "${nodes[@]}"; do
-  present=$(docker exec "$node" ctr --namespace k8s.io images list --quiet) ||
-    die "cannot reach containerd in node container $node"
   while IFS=$'\t' read -r ref file; do
-    if grep -qxF "$ref" <<<"$present"; then continue; fi
     log "importing $ref into $node"
-    docker exec -i "$node" ctr --namespace k8s.io images import - <"$images/$file" >/dev/null
+    docker exec -i "$node" ctr --namespace k8s.io images import - <"$images/$file" >/dev/null ||
+      die "could not import $ref into node container $node"
   done <"$images/index.tsv"
 done
 log "images ready on ${#nodes[@]} nodes in $(($(date +%s) - start))s"
