@@ -8,6 +8,7 @@ those after it, so that no other run lands in between.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -180,18 +181,44 @@ def killed_site_yml(after: float) -> str:
             stderr=subprocess.STDOUT,
             env=_user_env(),
             cwd=REPO,
-            start_new_session=True,
         )
         try:
             process.wait(timeout=after)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            # Ansible's forks start sessions of their own: the process group alone would miss them.
+            # Stopped first, so that none of them starts another process before it dies.
+            tree = _process_tree(process.pid)
+            _send(tree, signal.SIGSTOP)
+            _send(_process_tree(process.pid) | tree, signal.SIGKILL)
             process.wait()
         else:
             return "(finished before the kill)"
         output.seek(0)
         tasks = [banner["task"] for banner in map(TASK_BANNER.match, output.read().splitlines()) if banner]
     return tasks[-1] if tasks else "(before the first task)"
+
+
+def _process_tree(root: int) -> set[int]:
+    """root and every process below it, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _send(pids: set[int], number: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.kill(pid, number)
 
 
 # What tells a file changed without reading it: any write, replacement, chmod or chown moves its
