@@ -44,25 +44,13 @@ record() {
 }
 size_of() { du -shL "$@" | cut -f1 | paste -sd+; }
 
-# The wrapper module of k8s.io/kubernetes at v$kube, its staging modules replaced by their
-# published v0.Y.Z tags (read from the release's own go.mod), as build-mirror.sh makes it.
-kube_wrapper() {
-  local dir=$1
-  mkdir -p "$dir"
-  if [ ! -f "$dir/go.mod" ]; then
-    (cd "$dir" && go mod init "conformance.local/$(basename "$dir")" >/dev/null 2>&1)
-  fi
-  (cd "$dir" && go mod edit -require="k8s.io/kubernetes@v$kube")
-  local gomod staging_version="v0.${kube#1.}"
-  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$kube" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | while read -r module; do
-    (cd "$dir" && go mod edit -replace="$module=$module@$staging_version")
-  done
-}
+# Wrapper modules and Kubernetes' version flags, as build-mirror.sh builds the release.
+# shellcheck source=tests/testbed/go-modules.sh
+. "$repo/tests/testbed/go-modules.sh"
 
 # The k8s.io/kubernetes source tree of v$kube in the module cache (read-only).
 kube_src() {
-  [ -f "$build_root/e2e-$kube/go.mod" ] || kube_wrapper "$build_root/e2e-$kube"
+  [ -f "$build_root/e2e-$kube/go.mod" ] || kubernetes_wrapper "$build_root/e2e-$kube" "$kube"
   (cd "$build_root/e2e-$kube" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 }
 
@@ -72,14 +60,11 @@ build_e2e() {
   log "building e2e.test v$kube (the longest step)"
   local start dir=$build_root/e2e-$kube
   start=$(date +%s)
-  kube_wrapper "$dir"
+  kubernetes_wrapper "$dir" "$kube"
   # -t: the test/e2e package is built with its _test.go files, whose imports go.sum must cover.
   (cd "$dir" && go get -t "k8s.io/kubernetes/test/e2e@v$kube" >/dev/null)
-  local version_pkg=k8s.io/component-base/version minor=${kube#*.}
-  minor=${minor%%.*}
-  local ldflags="$ldflags_strip -X $version_pkg.gitVersion=v$kube -X $version_pkg.gitMajor=${kube%%.*}
-    -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean
-    -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
+  local ldflags
+  ldflags="$ldflags_strip $(kubernetes_ldflags "$kube")"
   mkdir -p "$out/bin"
   (cd "$dir" && gobuild test -c -vet=off -ldflags "$ldflags" -o "$out/bin/e2e.test.partial" k8s.io/kubernetes/test/e2e)
   mv "$out/bin/e2e.test.partial" "$out/bin/e2e.test"
@@ -95,8 +80,8 @@ build_ginkgo() {
   log "building ginkgo $version"
   local start dir=$build_root/ginkgo-$version module=github.com/onsi/ginkgo/v2
   start=$(date +%s)
-  mkdir -p "$dir" "$out/bin"
-  [ -f "$dir/go.mod" ] || (cd "$dir" && go mod init "conformance.local/ginkgo" >/dev/null 2>&1)
+  mkdir -p "$out/bin"
+  go_wrapper "$dir" "$module" "$version"
   (cd "$dir" && go get "$module/ginkgo@$version" >/dev/null &&
     gobuild build -ldflags "$ldflags_strip" -o "$out/bin/ginkgo" "$module/ginkgo")
   record ginkgo "$(($(date +%s) - start))" "$(size_of "$out/bin/ginkgo")"
@@ -219,7 +204,7 @@ image_busybox() {
   # No option of defconfig fails to build statically here (glibc 2.36, Linux 6.1 headers), so only
   # CONFIG_STATIC changes. The linker warns that getaddrinfo, gethostbyname and getservbyname want
   # glibc's NSS modules at run time; the "files" and "dns" sources are in libc itself since 2.34.
-  (cd "$src" && export SOURCE_DATE_EPOCH="$(stat -c %Y .)" &&
+  (cd "$src" && SOURCE_DATE_EPOCH=$(stat -c %Y .) && export SOURCE_DATE_EPOCH &&
     nice -n 19 make defconfig &&
     sed -i 's/^# CONFIG_STATIC is not set$/CONFIG_STATIC=y/' .config &&
     nice -n 19 make oldconfig </dev/null && grep -qx CONFIG_STATIC=y .config &&

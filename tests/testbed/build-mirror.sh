@@ -37,15 +37,9 @@ log() { printf '[mirror %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # sha256 file in the style upstream uses: "<hex>  <name>" (or bare hex for dl.k8s.io).
 sum_line() { (cd "$(dirname "$1")" && sha256sum "$(basename "$1")"); }
 
-# A wrapper module per component: go.mod requiring the upstream module at its tag.
-wrapper() {
-  local dir=$1 module=$2 version=$3
-  mkdir -p "$dir"
-  if [ ! -f "$dir/go.mod" ]; then
-    (cd "$dir" && go mod init "mirror.local/$(basename "$dir")" >/dev/null 2>&1)
-  fi
-  (cd "$dir" && go mod edit -require="$module@$version")
-}
+# A wrapper module per component (go_wrapper, kubernetes_wrapper, kubernetes_ldflags).
+# shellcheck source=tests/testbed/go-modules.sh
+. "$here/go-modules.sh"
 
 stamp_ok() { [ -f "$build_root/stamps/$1" ]; }
 stamp() { mkdir -p "$build_root/stamps"; touch "$build_root/stamps/$1"; }
@@ -56,19 +50,9 @@ build_kubernetes() {
   stamp_ok "$key" && return 0
   log "building Kubernetes v$kube (the longest step)"
   local dir="$build_root/$key"
-  wrapper "$dir" k8s.io/kubernetes "v$kube"
-  # k8s.io/kubernetes points its staging modules at ./staging; replace each one
-  # with its published v0.Y.Z tag, read from the release's own go.mod.
-  local gomod staging_version="v0.${kube#1.}"
-  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v$kube" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | while read -r module; do
-    (cd "$dir" && go mod edit -replace="$module=$module@$staging_version")
-  done
-  local version_pkg=k8s.io/component-base/version minor=${kube#*.}
-  minor=${minor%%.*}
-  local ldflags="$ldflags_strip -X $version_pkg.gitVersion=v$kube -X $version_pkg.gitMajor=${kube%%.*}
-    -X $version_pkg.gitMinor=$minor -X $version_pkg.gitTreeState=clean
-    -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
+  kubernetes_wrapper "$dir" "$kube"
+  local ldflags
+  ldflags="$ldflags_strip $(kubernetes_ldflags "$kube")"
   local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
   local pkgs=()
   for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
@@ -86,7 +70,7 @@ build_etcd() {
   stamp_ok "$key" && return 0
   log "building etcd v$etcd"
   local dir="$build_root/$key" stage="$build_root/$key/stage/$name"
-  wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd"
+  go_wrapper "$dir" go.etcd.io/etcd/server/v3 "v$etcd"
   (cd "$dir" && go get "go.etcd.io/etcd/server/v3@v$etcd" "go.etcd.io/etcd/etcdctl/v3@v$etcd" \
     "go.etcd.io/etcd/etcdutl/v3@v$etcd" >/dev/null)
   mkdir -p "$stage" "$out"
@@ -106,7 +90,7 @@ build_containerd() {
   log "building containerd v$containerd"
   local dir="$build_root/$key" stage="$build_root/$key/stage"
   local module=github.com/containerd/containerd/v2
-  wrapper "$dir" "$module" "v$containerd"
+  go_wrapper "$dir" "$module" "v$containerd"
   local cmds=(containerd containerd-shim-runc-v2 ctr) pkgs=()
   for c in "${cmds[@]}"; do pkgs+=("$module/cmd/$c"); done
   (cd "$dir" && go get "${pkgs[@]/%/@v$containerd}" >/dev/null)
@@ -125,7 +109,7 @@ build_runc() {
   [ -f /usr/include/seccomp.h ] ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp-dev >/dev/null
   local dir="$build_root/$key" module=github.com/opencontainers/runc
-  wrapper "$dir" "$module" "v$runc"
+  go_wrapper "$dir" "$module" "v$runc"
   (cd "$dir" && go get "$module@v$runc" >/dev/null)
   mkdir -p "$out"
   # As upstream releases it: static, with seccomp (the CRI asks for the RuntimeDefault profile).
@@ -144,7 +128,7 @@ go_tarball() {
   local key=$1 out=$2 tarball=$3 members=$4 ldflags=$5 module=$6 version=$7
   shift 7
   local dir="$build_root/$key" stage="$build_root/$key/stage"
-  wrapper "$dir" "$module" "$version"
+  go_wrapper "$dir" "$module" "$version"
   (cd "$dir" && go get "${@/%/@$version}" >/dev/null)
   mkdir -p "$stage" "$out"
   (cd "$dir" && go build -ldflags "$ldflags" -o "$stage/" "$@")
