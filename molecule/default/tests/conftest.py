@@ -419,10 +419,15 @@ def _lock_holders(path: str) -> set[int]:
     return holders
 
 
+def parent_pid(pid: int | str) -> int:
+    """A process's parent, from /proc/PID/stat (the field after the command name in parentheses)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
 def _ancestors() -> set[int]:
     pids, pid = set(), os.getpid()
     while pid > 1:
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        pid = parent_pid(pid)
         pids.add(pid)
     return pids
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import INVENTORY, MACHINES, REPO, SETTINGS, STATE_DIR, Node, node_exec, run
+from conftest import INVENTORY, MACHINES, REPO, SETTINGS, STATE_DIR, Node, node_exec, parent_pid, run
 
 PLAYBOOK_TIMEOUT = 2400
 FINGERPRINT_DIRS = [
@@ -201,12 +201,12 @@ def killed_site_yml(after: float) -> str:
 def _process_tree(root: int) -> set[int]:
     """root and every process below it, from /proc."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            parent = parent_pid(entry.name)
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        children.setdefault(parent, []).append(int(stat.parent.name))
+        children.setdefault(parent, []).append(int(entry.name))
     tree, todo = set(), [root]
     while todo:
         pid = todo.pop()
