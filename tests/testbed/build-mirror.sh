@@ -207,11 +207,56 @@ GO
   stamp "$key"
 }
 
+# import_image ROOTFS REF ENTRYPOINT TARBALL [CHANGE...]: CHANGEs are more Dockerfile lines (ENV ...).
 import_image() {
-  local rootfs=$1 ref=$2 entrypoint=$3 tarball=$4
-  tar -C "$rootfs" -c . | docker import -c "ENTRYPOINT $entrypoint" - "$ref" >/dev/null
+  local rootfs=$1 ref=$2 entrypoint=$3 tarball=$4 change changes=()
+  for change in "${@:5}"; do changes+=(-c "$change"); done
+  tar -C "$rootfs" -c . | docker import -c "ENTRYPOINT $entrypoint" "${changes[@]}" - "$ref" >/dev/null
   docker save "$ref" -o "$tarball"
   sum_line "$tarball" >"$tarball.sha256"
+}
+
+# The control plane's images for static pods, made as the release makes them
+# (build/lib/release.sh): the component at /usr/local/bin/<component>, tagged
+# registry.k8s.io/<component>-amd64:v<version>, saved as <component>.tar beside a
+# <component>.docker_tag that holds the tag. The server tarball carries them in
+# kubernetes/server/bin/; dl.k8s.io serves them beside the binaries, with the same bare-hex
+# .sha256. Upstream's base image (go-runner on distroless) adds nothing the component needs:
+# no shell, no CA bundle. The images leave the engine once saved.
+build_kube_images() {
+  local kube=$1
+  local key="kube-images-$kube" bin="$MIRROR_ROOT/dl.k8s.io/release/v$kube/bin/linux/amd64"
+  stamp_ok "$key" && return 0
+  log "building the control plane's images for Kubernetes v$kube"
+  local dir="$build_root/$key" c ref
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    ref="registry.k8s.io/$c-amd64:v$kube"
+    rm -rf "${dir:?}/$c" && mkdir -p "$dir/$c/usr/local/bin"
+    cp "$bin/$c" "$dir/$c/usr/local/bin/"
+    import_image "$dir/$c" "$ref" "[\"/usr/local/bin/$c\"]" "$bin/$c.tar" "ENV PATH=/usr/local/bin:/usr/bin:/bin"
+    sha256sum "$bin/$c.tar" | cut -d' ' -f1 >"$bin/$c.tar.sha256"
+    echo "v$kube" >"$bin/$c.docker_tag"
+    docker image rm "$ref" >/dev/null
+    rm -rf "${dir:?}/$c"
+  done
+  stamp "$key"
+}
+
+# etcd's image as registry.k8s.io/etcd:<version>-0 (the -0 is the image's own revision), with
+# etcd, etcdctl and etcdutl at /usr/local/bin as upstream's: etcd needs no shell.
+build_etcd_image() {
+  local ref="registry.k8s.io/etcd:$etcd-0"
+  local key="etcd-image-$etcd-0" tarball="$MIRROR_ROOT/images/etcd_$etcd-0.tar"
+  stamp_ok "$key" && return 0
+  log "building the etcd $etcd image"
+  local dir="$build_root/$key"
+  rm -rf "$dir" && mkdir -p "$dir/rootfs/usr/local/bin" "$MIRROR_ROOT/images"
+  tar -xzf "$MIRROR_ROOT/github.com/etcd-io/etcd/releases/download/v$etcd/etcd-v$etcd-linux-amd64.tar.gz" \
+    --strip-components=1 -C "$dir/rootfs/usr/local/bin"
+  import_image "$dir/rootfs" "$ref" '["/usr/local/bin/etcd"]' "$tarball" "ENV PATH=/usr/local/bin:/usr/bin:/bin"
+  docker image rm "$ref" >/dev/null
+  rm -rf "$dir"
+  stamp "$key"
 }
 
 start=$(date +%s)
@@ -222,6 +267,8 @@ build_containerd
 build_crictl
 build_coredns
 build_images
+build_etcd_image
 build_kubernetes "$kube"
+build_kube_images "$kube"
 build_kubernetes "$previous_kube"
 log "mirror ready in $(( $(date +%s) - start ))s at $MIRROR_ROOT ($(du -sh "$MIRROR_ROOT" | cut -f1))"
