@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: services
-short_description: Make systemd units enabled and running, with one look at them all
+short_description: Make systemd units, or a kubelet's static pods, run; restart them after their files change
 version_added: "0.2.0"
 author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
@@ -17,12 +17,16 @@ description:
   - With O(restart_if_changed), a unit that runs but became active before one of those files last changed is
     restarted. One rule covers the restart after this run changed the files and the restart a killed run
     never made, which its rerun, finding the files in place, would not make otherwise.
+  - With O(manager=kubelet), the names are static pods of this node's kubelet (their containers' names),
+    asked through C(crictl). A pod without a running container is waited for, since the kubelet starts it from
+    its manifest. A running container created before one of the O(restart_if_changed) files last changed is
+    stopped, for the kubelet to start it anew, and the new one is waited for.
 extends_documentation_fragment:
   - scratch.kubernetes._attributes
 attributes:
   check_mode:
     support: full
-    details: Reports what would be reloaded, enabled and started; changes nothing.
+    details: Reports what would be reloaded, enabled, started and restarted; changes nothing.
   diff_mode:
     support: none
 options:
@@ -40,6 +44,18 @@ options:
     type: list
     elements: path
     default: []
+  manager:
+    description:
+      - What runs the O(names). V(systemd) for units; V(kubelet) for static pods, which the kubelet starts
+        from the manifests in its manifest directory (the roles' C(control_plane_mode=static_pods)).
+    type: str
+    choices: [systemd, kubelet]
+    default: systemd
+  timeout:
+    description:
+      - With O(manager=kubelet), how long to wait for the kubelet to start a pod, in seconds.
+    type: int
+    default: 300
 """
 
 EXAMPLES = r"""
@@ -51,6 +67,12 @@ EXAMPLES = r"""
   scratch.kubernetes.services:
     names: [kubelet]
     restart_if_changed: "{{ kubelet_installed.files }}"
+
+- name: Wait for the apiserver's static pod, and restart it if its files changed since it started
+  scratch.kubernetes.services:
+    names: [kube-apiserver]
+    manager: kubelet
+    restart_if_changed: "{{ control_plane_installed.files }}"
 """
 
 RETURN = r"""
@@ -60,13 +82,13 @@ reloaded:
   type: bool
   sample: false
 enabled:
-  description: Units enabled (or that would be).
+  description: Units enabled (or that would be); never static pods.
   returned: success
   type: list
   elements: str
   sample: [kubelet]
 started:
-  description: Units started (or that would be).
+  description: Units started (or that would be); static pods waited for (or that would be).
   returned: success
   type: list
   elements: str
@@ -81,9 +103,10 @@ restarted:
 
 import os
 import time
+from collections.abc import Sequence
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.scratch.kubernetes.plugins.module_utils._services import ServiceError, ensure_running
+from ansible_collections.scratch.kubernetes.plugins.module_utils import _services, _static_pods
 
 
 def newest_change(paths: list[str]) -> float | None:
@@ -97,18 +120,34 @@ def main() -> None:
         argument_spec={
             "names": {"type": "list", "elements": "str", "required": True},
             "restart_if_changed": {"type": "list", "elements": "path", "default": []},
+            "manager": {"type": "str", "choices": ["systemd", "kubelet"], "default": "systemd"},
+            "timeout": {"type": "int", "default": 300},
         },
         supports_check_mode=True,
     )
+
+    def run(argv: Sequence[str]) -> tuple[int, str, str]:
+        return module.run_command(list(argv))
+
+    changed_at = newest_change(module.params["restart_if_changed"])
     try:
-        report = ensure_running(
-            module.params["names"],
-            lambda argv: module.run_command(list(argv)),
-            check_mode=module.check_mode,
-            files_changed_at=newest_change(module.params["restart_if_changed"]),
-            clock_offset=time.time() - time.monotonic(),
-        )
-    except ServiceError as error:
+        if module.params["manager"] == "kubelet":
+            report = _static_pods.ensure_running(
+                module.params["names"],
+                run,
+                check_mode=module.check_mode,
+                files_changed_at=changed_at,
+                timeout=module.params["timeout"],
+            )
+        else:
+            report = _services.ensure_running(
+                module.params["names"],
+                run,
+                check_mode=module.check_mode,
+                files_changed_at=changed_at,
+                clock_offset=time.time() - time.monotonic(),
+            )
+    except _services.ServiceError as error:
         module.fail_json(msg=str(error))
     module.exit_json(
         changed=report.changed,

@@ -112,6 +112,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """'<role>/<template>' -> the file as rendered with SETTINGS."""
     _ensure_collection_link()
     work = tmp_path_factory.mktemp("templates")
+    # A template that another includes by name (a command line, <component>.args.j2) is found
+    # beside the playbook, as a role finds it in its own templates/.
+    (work / "templates").mkdir()
+    for included in ROLES.glob("*/templates/*.args.j2"):
+        (work / "templates" / included.name).symlink_to(included)
     lookup = "{{{{ lookup('ansible.builtin.template', '{}') }}}}"
     tasks = [
         {

@@ -42,9 +42,17 @@ MIRROR_URL = "http://172.31.250.1:8480"
 T = TypeVar("T")
 
 
+def _scenario_hosts() -> Path:
+    """The scenario's inventory file (inventory/testbed*/hosts.yml)."""
+    links = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["links"]
+    return (SCENARIO / links["hosts"]).resolve()
+
+
 def _load_settings() -> dict[str, Any]:
+    """The defaults, overridden by the test bed's settings, then by the scenario's own (hosts.yml)."""
     settings = yaml.safe_load((REPO / "roles/cluster_defaults/defaults/main.yml").read_text())
     settings.update(yaml.safe_load((REPO / "inventory/testbed/group_vars/all.yml").read_text()))
+    settings.update(yaml.safe_load(_scenario_hosts().read_text())["all"].get("vars", {}))
     return settings
 
 
@@ -76,10 +84,7 @@ def _load_platforms() -> list[Node]:
 
 def _load_inventory() -> str:
     """The scenario's inventory directory, relative to the repository, as playbooks take it."""
-    hosts = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["links"][
-        "hosts"
-    ]
-    return str((SCENARIO / hosts).resolve().parent.relative_to(REPO))
+    return str(_scenario_hosts().parent.relative_to(REPO))
 
 
 PLATFORMS = _load_platforms()
@@ -96,6 +101,8 @@ APISERVER_URL = f"https://{MASTER.ip}:{SETTINGS['apiserver_port']}"
 ETCD_MEMBERS = [node for node in PLATFORMS if "etcd" in node.groups] or MASTERS
 DEDICATED_ETCD = [node for node in ETCD_MEMBERS if node not in NODES]
 MACHINES = NODES + DEDICATED_ETCD
+# The masters' kubelets run etcd and the control plane (scenario `guide`), instead of systemd.
+STATIC_PODS = SETTINGS["control_plane_mode"] == "static_pods"
 
 
 # Every node's local apiserver balancer (role apiserver_balancer).

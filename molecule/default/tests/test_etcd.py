@@ -16,6 +16,7 @@ from conftest import (
     MASTERS,
     NODES,
     SETTINGS,
+    STATIC_PODS,
     Node,
     etcd_url,
     healthy_endpoints,
@@ -75,9 +76,11 @@ def test_etcd_runs_as_its_own_user_who_alone_owns_the_data(cluster: None, member
     assert node_exec(member, "ps", "-o", "user=", "-C", "etcd").stdout.split() == [user]
     data = node_exec(member, "stat", "-c", "%a %U %G", SETTINGS["etcd_data_dir"])
     assert data.stdout.split() == ["700", user, user]
-    # Its keys stay root's: the unit hands etcd a copy (LoadCredential).
+    # Its keys stay root's: the unit hands etcd a copy (LoadCredential). A static pod reads them
+    # itself, as the etcd user, who alone may.
     keys = node_exec(member, "stat", "-c", "%a %U", f"{ETCD_PKI}/server.key", f"{ETCD_PKI}/peer.key")
-    assert keys.stdout.split() == ["600", "root", "600", "root"]
+    owner = user if STATIC_PODS else "root"
+    assert keys.stdout.split() == ["600", owner, "600", owner]
 
 
 def unit_files(machine: Node) -> set[str]:

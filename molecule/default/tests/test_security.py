@@ -17,6 +17,7 @@ from conftest import (
     APISERVER_URL,
     BALANCER_URL,
     ETCD_MEMBERS,
+    ETCD_PKI,
     MACHINES,
     MASTER,
     MASTERS,
@@ -25,6 +26,7 @@ from conftest import (
     PKI_DIR,
     SETTINGS,
     STATE_DIR,
+    STATIC_PODS,
     Node,
     apply,
     etcd_url,
@@ -418,8 +420,16 @@ def test_private_keys_and_kubeconfigs_are_private_to_root(cluster: None, node: N
         "\\( -name '*.key' -o -name '*kubeconfig' -o -name 'encryption-config.yaml' \\); done; true",
     ).stdout.split()  # fmt: skip
     files |= _stat(node, found)
-    wrong = {path: state for path, state in files.items() if state != "600 root root"}
-    assert not wrong, f"{node.name}: expected mode 600 owned by root:root: {wrong}"
+    wrong = {path: state for path, state in files.items() if state != _private_to(path)}
+    assert not wrong, (
+        f"{node.name}: expected mode 600 owned by root (in a static pod, etcd's by etcd): {wrong}"
+    )
+
+
+def _private_to(path: str) -> str:
+    """Who alone may read a secret: root; or etcd's keys, which a static pod's etcd reads as its own user."""
+    user = SETTINGS["etcd_user"] if STATIC_PODS and path.startswith(ETCD_PKI + "/") else "root"
+    return f"600 {user} {user}"
 
 
 # Not secrets, but the CIS benchmark keeps them from other users (1.1.9, 4.1.1, 4.1.9).
