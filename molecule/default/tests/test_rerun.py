@@ -319,6 +319,26 @@ BAD_INPUTS = [
     pytest.param(
         BadInput(
             "site.yml",
+            ("-e", "control_plane_mode=static_pods"),
+            rf"{MASTER.name} runs its control plane in control_plane_mode systemd, but this run asks for"
+            r" static_pods: a cluster keeps the mode it was built with",
+        ),
+        id="control-plane-mode-switched",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
+            ("-e", "control_plane_mode=static_pods"),
+            r"control_plane_mode static_pods runs etcd and the control plane on one master's kubelet, but"
+            r" this inventory has 2 masters",
+            reaches_nodes=False,
+            inventories=("inventory/testbed", "{second_master_inventory}"),
+        ),
+        id="static-pods-with-two-masters",
+    ),
+    pytest.param(
+        BadInput(
+            "site.yml",
             ("-e", "container_runtime=rkt"),
             r"value of container_runtime must be one of: containerd, got: rkt",
             reaches_nodes=False,
@@ -397,11 +417,12 @@ def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     groups = {"etcd": {"hosts": {MASTER.name: {}, MINIONS[0].name: {}}}}
     minion_etcd.write_text(yaml.safe_dump({"all": {"children": groups}}))
     # Inventories adding one mistake each to the test bed's: a second etcd member, a minion among
-    # the masters, a node_ip the minion does not have, a name Kubernetes refuses.
+    # the masters, a second master, a node_ip the minion does not have, a name Kubernetes refuses.
     outsider = {"ansible_host": "172.31.250.98"}
     mistakes = {
         "two_etcd_inventory": {"etcd": {"hosts": {MASTER.name: {}, "etcd-9": outsider}}},
         "minion_master_inventory": {"masters": {"hosts": {MINIONS[0].name: {}}}},
+        "second_master_inventory": {"masters": {"hosts": {"k8s-master-9": outsider}}},
         "foreign_node_ip_inventory": {"minions": {"hosts": {MINIONS[0].name: {"node_ip": "172.31.250.97"}}}},
         "bad_name_inventory": {"minions": {"hosts": {"K8s_Minion-9": machine}}},
     }
