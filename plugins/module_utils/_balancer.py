@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """A node's apiserver balancer (HAProxy), told through its runtime API which apiservers to use.
 
+HAProxy reloads (new workers, the unit's start time unchanged), so whether it serves its
+configuration as it is now is read from its worker: a worker that started before the files last
+changed is owed a reload, after this run's change or one a killed run made.
+
 Before a planned restart, an apiserver is drained on every balancer: no new connection goes to it,
 the ones under way finish. Its own health check would take it out too, but only once it fails,
 and HAProxy then cuts every connection still open to it (``on-marked-down shutdown-sessions``, which
@@ -10,6 +14,7 @@ is put back.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,3 +99,27 @@ def set_servers_state(
                     raise BalancerError(f"the balancer refused to set {backend}/{name} {state}: {answer}")
             report.changed.append(name)
     return report
+
+
+def worker_pid(info: str) -> int:
+    """The serving worker's PID, from ``show info``."""
+    for line in info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "Pid" and value.strip().isdigit():
+            return int(value)
+    raise BalancerError(f"no Pid in the balancer's answer to show info: {info.strip()[:200]!r}")
+
+
+def started_since_boot(pid: int, proc: str = "/proc") -> float:
+    """When a process started, in seconds since boot (``/proc/PID/stat``'s starttime, in clock ticks)."""
+    with open(f"{proc}/{pid}/stat") as stat:
+        # The command name, in parentheses, may hold spaces: fields are counted after it.
+        fields = stat.read().rpartition(")")[2].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def reload_owed(api: RuntimeApi, changed_since_boot: float | None, proc: str = "/proc") -> bool:
+    """Whether the serving worker started before the files last changed (seconds since boot)."""
+    if changed_since_boot is None:
+        return False
+    return started_since_boot(worker_pid(api.command("show info")), proc) < changed_since_boot

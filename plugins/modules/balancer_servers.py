@@ -15,6 +15,10 @@ description:
     apiserver on every node's balancer before it restarts it, and puts it back once it is ready, so that
     a planned restart fails no request.
   - Reads every server's state first (C(show servers state)) and changes only those not in O(state) yet.
+  - With O(reload_if_changed), first reloads the balancer when its serving worker started before one of those
+    files last changed, and waits for the new worker. HAProxy reloads rather than restarts, so its unit's
+    start time cannot tell; this rule covers the reload after this run's change and the one a killed run
+    never made.
   - Where no balancer listens on the socket (none installed, or stopped by C(reset.yml)), none runs, and a
     balancer without a named server does not send it anything (a run limited to some nodes may leave another
     node's balancer without a new master). Neither is a change, nor an error.
@@ -48,6 +52,17 @@ options:
     type: str
     choices: [ready, drain]
     required: true
+  reload_if_changed:
+    description:
+      - Files the balancer reads (its configuration and certificate), such as
+        RV(scratch.kubernetes.install_files#module:files) of the task that installed them. Missing files are ignored.
+    type: list
+    elements: path
+    default: []
+  unit:
+    description: The balancer's systemd unit, reloaded for O(reload_if_changed).
+    type: str
+    default: haproxy
 """
 
 EXAMPLES = r"""
@@ -78,6 +93,11 @@ unknown:
   type: list
   elements: str
   sample: []
+reloaded:
+  description: Whether the balancer was reloaded (or would be) for O(reload_if_changed).
+  returned: success
+  type: bool
+  sample: false
 running:
   description: Whether a balancer answered on O(socket).
   returned: success
@@ -85,14 +105,43 @@ running:
   sample: true
 """
 
+import os
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer import (
     STATES,
     BalancerError,
     BalancerNotRunning,
     RuntimeApi,
+    reload_owed,
     set_servers_state,
 )
+
+RELOAD_TIMEOUT = 30.0
+
+
+def changed_since_boot(paths: list[str]) -> float | None:
+    """The latest modification time among the paths that exist, in seconds since boot, or None."""
+    times = [os.stat(path).st_mtime for path in paths if os.path.exists(path)]
+    if not times:
+        return None
+    return max(times) - (time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
+
+
+def reload(module: AnsibleModule, api: RuntimeApi, changed_at: float) -> None:
+    """Reloads the unit and waits until a worker that started after the change serves the socket."""
+    module.run_command(["systemctl", "reload", module.params["unit"]], check_rc=True)
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while True:
+        try:
+            if not reload_owed(api, changed_at):
+                return
+        except (BalancerNotRunning, FileNotFoundError):
+            pass  # between the old worker and the new one
+        if time.monotonic() > deadline:
+            raise BalancerError(f"no new worker serves the balancer {RELOAD_TIMEOUT:.0f} s after its reload")
+        time.sleep(0.2)
 
 
 def main() -> None:
@@ -102,24 +151,35 @@ def main() -> None:
             "backend": {"type": "str", "default": "apiservers"},
             "servers": {"type": "list", "elements": "str"},
             "state": {"type": "str", "choices": list(STATES), "required": True},
+            "reload_if_changed": {"type": "list", "elements": "path", "default": []},
+            "unit": {"type": "str", "default": "haproxy"},
         },
         supports_check_mode=True,
     )
     path = module.params["socket"]
+    api = RuntimeApi(path)
+    changed_at = changed_since_boot(module.params["reload_if_changed"])
     try:
+        reloaded = reload_owed(api, changed_at)
+        if reloaded and not module.check_mode:
+            reload(module, api, changed_at)
         report = set_servers_state(
-            RuntimeApi(path),
+            api,
             module.params["backend"],
             module.params["servers"],
             module.params["state"],
             check_mode=module.check_mode,
         )
     except BalancerNotRunning:
-        module.exit_json(changed=False, servers=[], unknown=[], running=False)
+        module.exit_json(changed=False, servers=[], unknown=[], reloaded=False, running=False)
     except (BalancerError, OSError) as error:
         module.fail_json(msg=f"balancer at {path}: {error}")
     module.exit_json(
-        changed=bool(report.changed), servers=report.changed, unknown=report.unknown, running=True
+        changed=reloaded or bool(report.changed),
+        servers=report.changed,
+        unknown=report.unknown,
+        reloaded=reloaded,
+        running=True,
     )
 
 

@@ -7,6 +7,7 @@ The cluster tests (test_ha.py) drive the real HAProxy through the control plane 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer impor
     RuntimeApi,
     is_in_state,
     parse_servers_state,
+    reload_owed,
     set_servers_state,
+    started_since_boot,
+    worker_pid,
 )
 
 HEADER = (
@@ -147,6 +151,51 @@ def runtime_socket(path: Path, answers: dict[str, str]) -> Iterator[list[str]]:
         server.shutdown(socket.SHUT_RDWR)
         server.close()
         thread.join(timeout=5)
+
+
+SHOW_INFO = "Name: HAProxy\nVersion: 2.6.12-1+deb12u4\nNbthread: 2\nPid: 510\nUptime_sec: 874\n"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class InfoApi(RuntimeApi):
+    def __init__(self, info: str = SHOW_INFO) -> None:
+        super().__init__("unused")
+        self.info = info
+
+    def command(self, line: str) -> str:
+        assert line == "show info"
+        return self.info
+
+
+def fake_proc(tmp_path: Path, pid: int, started_ticks: int, comm: str = "haproxy") -> str:
+    """A /proc with one process whose stat says it started so many clock ticks after boot."""
+    (tmp_path / str(pid)).mkdir()
+    rest = " ".join(["0"] * 17)  # fields 5 to 21; field 22 is starttime
+    (tmp_path / str(pid) / "stat").write_text(f"{pid} ({comm}) S 1 {rest} {started_ticks} 0 0\n")
+    return str(tmp_path)
+
+
+def test_the_serving_worker_is_the_pid_show_info_gives() -> None:
+    assert worker_pid(SHOW_INFO) == 510
+    with pytest.raises(BalancerError, match="no Pid"):
+        worker_pid("Unknown command.\n")
+
+
+def test_a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, 510, 100 * TICKS, comm="ha (proxy) x")
+    assert started_since_boot(510, proc) == 100.0
+
+
+@pytest.mark.parametrize(("worker_started", "changed", "owed"), [(100.0, 99.5, False), (100.0, 100.5, True)])
+def test_a_worker_older_than_its_files_is_owed_a_reload(
+    tmp_path: Path, worker_started: float, changed: float, owed: bool
+) -> None:
+    proc = fake_proc(tmp_path, 510, int(worker_started * TICKS))
+    assert reload_owed(InfoApi(), changed, proc) is owed
+
+
+def test_no_files_no_reload() -> None:
+    assert reload_owed(InfoApi("garbage"), None) is False
 
 
 def test_runtime_api_sends_one_command_and_reads_the_answer_to_the_end(tmp_path: Path) -> None:

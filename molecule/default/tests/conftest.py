@@ -109,6 +109,7 @@ STATIC_PODS = SETTINGS["control_plane_mode"] == "static_pods"
 BALANCER_PORT = SETTINGS["apiserver_balancer_port"]
 BALANCER_URL = f"https://127.0.0.1:{BALANCER_PORT}"
 BALANCER_PKI = "/etc/haproxy/pki"
+BALANCER_SOCKET = SETTINGS["apiserver_balancer_socket"]
 # Run on a node with its own Python and the balancer's client certificate, as any client of the API
 # there. Arguments: URL, number of requests, seconds between them, and optionally a file whose
 # appearance ends the loop early; prints each status, or the time and the error.

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from conftest import (
     APISERVER_URL,
+    BALANCER_SOCKET,
     NODES,
     PKI_DIR,
     SETTINGS,
@@ -136,29 +137,37 @@ def test_kernel_setting_changed_by_hand_is_reported_by_check_and_put_back_by_a_r
     assert forwarding == "1"
 
 
+def balancer_worker(node: Node) -> str:
+    """The PID of the balancer's serving worker (HAProxy's runtime API, show info)."""
+    info = node_exec(node, "sh", "-c", f"echo 'show info' | socat stdio {BALANCER_SOCKET}").stdout
+    return next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("Pid:"))
+
+
 def test_restart_a_killed_run_never_made_is_made_by_the_next_run(cluster: None, testbed_lock: None) -> None:
     """A run killed between writing a unit's files and its handler leaves the old process running.
 
     Its rerun finds the files in place; the unit's start, older than its files, tells it to restart.
-    Here the files are touched after the start, as such a run leaves them.
+    Here the files are touched after the start, as such a run leaves them. The balancer reloads
+    instead, so its serving worker's start tells.
     """
     node = NODES[-1]
     stale = {"kubelet": "/var/lib/kubelet/config.yaml", "pod-network": "/usr/local/sbin/pod-network-routes"}
     units = [*FINGERPRINT_UNITS, "pod-network"]
-    before = unit_starts([node], units)
-    node_exec(node, "touch", *stale.values())
+    before, worker = unit_starts([node], units), balancer_worker(node)
+    node_exec(node, "touch", *stale.values(), "/etc/haproxy/haproxy.cfg")
 
     checked = site_yml("--check", "--limit", node.name)
     assert checked.returncode == 0, checked.tail()
-    assert checked.recap()[node.name]["changed"] == len(stale), checked.tail()
-    assert unit_starts([node], units) == before
+    assert checked.recap()[node.name]["changed"] == len(stale) + 1, checked.tail()
+    assert (unit_starts([node], units), balancer_worker(node)) == (before, worker)
 
     repaired = site_yml("--limit", node.name)
     assert repaired.returncode == 0, repaired.tail()
-    assert repaired.recap()[node.name]["changed"] == len(stale), repaired.tail()
+    assert repaired.recap()[node.name]["changed"] == len(stale) + 1, repaired.tail()
     after = unit_starts([node], units)
     restarted = sorted(key.split()[1] for key in after if after[key] != before[key])
     assert restarted == sorted(stale), after
+    assert balancer_worker(node) != worker, "the balancer was not reloaded"
     kubectl("wait", f"node/{node.name}", "--for=condition=Ready", "--timeout=120s", timeout=150)
 
 
