@@ -55,7 +55,8 @@ options:
   reload_if_changed:
     description:
       - Files the balancer reads (its configuration and certificate), such as
-        RV(scratch.kubernetes.install_files#module:files) of the task that installed them. Missing files are ignored.
+        RV(scratch.kubernetes.install_files#module:files) of the task that installed them.
+      - Missing files are ignored.
     type: list
     elements: path
     default: []
