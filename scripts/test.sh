@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Every test of the project, as CI runs them: lint and sanity, unit and module tests, then a
 # real cluster on the local test bed for each molecule scenario (create, converge, idempotence,
-# verify, destroy): `default` (1 master, 2 minions), `ha` (3 masters, 1 minion) and
-# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines).
+# verify, destroy): `default` (1 master, 2 minions), `ha` (3 masters, 1 minion),
+# `dedicated-etcd` (1 master, 1 minion, 3 etcd machines) and `guide` (1 master whose kubelet runs
+# the control plane as static pods, 1 minion).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -24,7 +25,7 @@ step "test bed: engine, node image, release mirror, sealed network"
 tests/testbed/testbed.sh up
 
 # Serialised with any other run against the test bed (bench_converge.sh, a demo).
-for scenario in default ha dedicated-etcd; do
+for scenario in default ha dedicated-etcd guide; do
   step "molecule $scenario: a real cluster from bare nodes"
   flock /tmp/testbed.lock molecule test --scenario-name "$scenario"
 done
