@@ -104,7 +104,7 @@ def set_servers_state(
 def worker_pid(info: str) -> int:
     """The serving worker's PID, from ``show info``."""
     for line in info.splitlines():
-        name, _, value = line.partition(":")
+        name, _sep, value = line.partition(":")
         if name.strip() == "Pid" and value.strip().isdigit():
             return int(value)
     raise BalancerError(f"no Pid in the balancer's answer to show info: {info.strip()[:200]!r}")
