@@ -218,6 +218,11 @@ network_down() {
 
 serve() {
   local root=${MIRROR_ROOT:-$cache/mirror}
+  # The nodes' name server, beside the mirror: it knows no name (no-such-name.py says why).
+  if ! { [ -f "$state/dns.pid" ] && kill -0 "$(cat "$state/dns.pid")" 2>/dev/null; }; then
+    daemon python3 "$here/no-such-name.py" "$host_ip" >"$state/dns.log" 2>&1
+    echo $! >"$state/dns.pid"
+  fi
   if [ -f "$state/mirror.pid" ] && kill -0 "$(cat "$state/mirror.pid")" 2>/dev/null; then return; fi
   daemon python3 -m http.server "$mirror_port" --bind "$host_ip" --directory "$root" >"$state/mirror.log" 2>&1
   echo $! >"$state/mirror.pid"
@@ -233,10 +238,13 @@ PY
 }
 
 unserve() {
-  if [ -f "$state/mirror.pid" ]; then
-    kill "$(cat "$state/mirror.pid")" 2>/dev/null || true
-    rm -f "$state/mirror.pid"
-  fi
+  local server
+  for server in mirror dns; do
+    if [ -f "$state/$server.pid" ]; then
+      kill "$(cat "$state/$server.pid")" 2>/dev/null || true
+      rm -f "$state/$server.pid"
+    fi
+  done
 }
 
 remove_nodes() {
