@@ -69,13 +69,9 @@ def test_the_api_shows_the_control_plane_as_mirror_pods_of_the_master(cluster: N
 
 
 def test_no_control_plane_unit_exists_on_the_master(cluster: None) -> None:
-    units = node_exec(
-        MASTER,
-        "sh",
-        "-c",
-        "ls /etc/systemd/system/etcd.service /etc/systemd/system/kube-*.service 2>/dev/null; true",
-    )
-    assert units.stdout.split() == []
+    units = [f"/etc/systemd/system/{component}.service" for component in COMPONENTS]
+    found = node_exec(MASTER, "sh", "-c", f"ls {' '.join(units)} 2>/dev/null; true")
+    assert found.stdout.split() == []
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
