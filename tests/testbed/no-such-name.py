@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """The sealed network's name server: every question is answered "no such name" at once.
 
@@ -31,7 +30,7 @@ def answer(query: bytes) -> bytes | None:
     reply_flags = 0x8000 | opcode | recursion_desired | 0x0080 | NXDOMAIN
     # The question section as asked; no answer, authority or additional records.
     end = 12
-    for _ in range(questions):
+    for _question in range(questions):
         while end < len(query) and query[end]:
             end += query[end] + 1
         end += 5  # the name's closing zero, type and class
