@@ -10,6 +10,7 @@ changed them, and after a killed run did, whose rerun finds the files already in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +25,12 @@ _PROPERTIES = (
     "NeedDaemonReload",
     "ActiveEnterTimestampMonotonic",
 )
+
+
+def newest_change(paths: Sequence[str]) -> float | None:
+    """The latest modification time among the paths that exist (seconds since the epoch), or None."""
+    times = [os.stat(path).st_mtime for path in paths if os.path.exists(path)]
+    return max(times, default=None)
 
 
 class ServiceError(Exception):

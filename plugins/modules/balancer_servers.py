@@ -106,7 +106,6 @@ running:
   sample: true
 """
 
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -118,16 +117,17 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer impor
     reload_owed,
     set_servers_state,
 )
+from ansible_collections.scratch.kubernetes.plugins.module_utils._services import newest_change
 
 RELOAD_TIMEOUT = 30.0
 
 
 def changed_since_boot(paths: list[str]) -> float | None:
     """The latest modification time among the paths that exist, in seconds since boot, or None."""
-    times = [os.stat(path).st_mtime for path in paths if os.path.exists(path)]
-    if not times:
+    changed_at = newest_change(paths)
+    if changed_at is None:
         return None
-    return max(times) - (time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
+    return changed_at - (time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))
 
 
 def reload(module: AnsibleModule, api: RuntimeApi, changed_at: float) -> None:

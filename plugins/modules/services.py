@@ -101,18 +101,11 @@ restarted:
   sample: [kubelet]
 """
 
-import os
 import time
 from collections.abc import Sequence
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.scratch.kubernetes.plugins.module_utils import _services, _static_pods
-
-
-def newest_change(paths: list[str]) -> float | None:
-    """The latest modification time among the paths that exist, or None."""
-    times = [os.stat(path).st_mtime for path in paths if os.path.exists(path)]
-    return max(times, default=None)
 
 
 def main() -> None:
@@ -129,7 +122,7 @@ def main() -> None:
     def run(argv: Sequence[str]) -> tuple[int, str, str]:
         return module.run_command(list(argv))
 
-    changed_at = newest_change(module.params["restart_if_changed"])
+    changed_at = _services.newest_change(module.params["restart_if_changed"])
     try:
         if module.params["manager"] == "kubelet":
             report = _static_pods.ensure_running(
