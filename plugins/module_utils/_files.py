@@ -42,17 +42,21 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def cached_sha256(path: str) -> str:
-    """sha256 of a file; for a large one, kept beside it (``.NAME.sha256``) while size and mtime hold.
+def cached_sha256(path: str, cache: str | None = None, *, keep: bool = True) -> str:
+    """sha256 of a file; for a large one, kept in ``cache`` while the file's stamp holds.
 
-    Used on the controller, where release binaries are checksummed on every run for every node:
-    a file whose size and modification time are those recorded is not read again.
+    Release binaries are checksummed on every run, on the controller for every node and on each
+    node for what it holds: a file whose size, modification and change times and inode are those
+    recorded is not read again. Rewriting a file, even with its old mtime put back, moves its
+    change time. ``cache`` defaults to ``.NAME.sha256`` beside the file; ``keep=False`` reads a
+    cache but never writes one (check mode).
     """
     info = os.stat(path)
     if info.st_size < _CACHED_FROM:
         return sha256_file(path)
-    cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.sha256")
-    stamp = f"{info.st_size} {info.st_mtime_ns}"
+    if cache is None:
+        cache = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.sha256")
+    stamp = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
     try:
         with open(cache, encoding="ascii") as handle:
             cached_stamp, digest = handle.read().strip().rsplit(" ", 1)
@@ -61,15 +65,27 @@ def cached_sha256(path: str) -> str:
     except (OSError, ValueError):
         pass
     digest = sha256_file(path)
+    if not keep:
+        return digest
     # Several forks may write it at once: each writes a whole file and renames it into place.
+    directory = os.path.dirname(cache)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(cache)}.", dir=directory)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(f"{stamp} {digest}\n")
         os.replace(tmp, cache)
     except OSError:
-        pass  # a read-only artifact directory only costs the cache
+        pass  # a read-only directory only costs the cache
     return digest
+
+
+def node_checksum_cache(directory: str, path: str) -> str:
+    """Where a node keeps the checksum of an installed file: in ``directory``, named by its path.
+
+    Not beside it: the node's directories (/usr/local/bin...) are the operator's to read.
+    """
+    return os.path.join(directory, hashlib.sha256(path.encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -174,9 +190,20 @@ def _write(wanted: WantedFile, uid: int, gid: int) -> None:
         os.unlink(wanted.staged)
 
 
-def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: bool = False) -> Report:
-    """Bring every file in ``files`` to its wanted state where this call can; see the module doc."""
+def reconcile(
+    files: list[WantedFile], *, check_mode: bool = False, want_diff: bool = False, checksum_dir: str | None = None
+) -> Report:
+    """Bring every file in ``files`` to its wanted state where this call can; see the module doc.
+
+    With ``checksum_dir``, the checksums of large files are kept there between runs (cached_sha256).
+    """
     report = Report()
+
+    def checksum(path: str) -> str:
+        if checksum_dir is None:
+            return sha256_file(path)
+        return cached_sha256(path, node_checksum_cache(checksum_dir, path), keep=not check_mode)
+
     for wanted in files:
         uid, gid = _ids(wanted.owner, wanted.group)
         try:
@@ -185,7 +212,7 @@ def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: b
             info = None
         if info is not None and not stat.S_ISREG(info.st_mode):
             raise FileError(f"{wanted.dest} exists and is not a regular file; move it away")
-        same_content = info is not None and sha256_file(wanted.dest) == wanted.sha256
+        same_content = info is not None and checksum(wanted.dest) == wanted.sha256
         same_metadata = (
             info is not None
             and stat.S_IMODE(info.st_mode) == wanted.mode
@@ -206,6 +233,7 @@ def reconcile(files: list[WantedFile], *, check_mode: bool = False, want_diff: b
             os.chmod(wanted.dest, wanted.mode)
         else:
             _write(wanted, uid, gid)
+            checksum(wanted.dest)  # so that the next run need not read it
     return report
 
 

@@ -17,8 +17,11 @@ description:
     differs travel in a second call (small files inline, large ones copied first) and replace the old ones
     atomically; missing parent directories are created with mode 0755.
   - A no-op run therefore costs one remote call whatever the number and size of the files. The checksum of a
-    source of 1 MiB or more is kept beside it (C(.NAME.sha256)) and reused while the file's size and
-    modification time stay the same, so release binaries are hashed once, not on every run for every node.
+    file of 1 MiB or more is kept and reused while the file's size, modification and change times and inode
+    stay the same, so release binaries are hashed once, not on every run for every node: on the controller
+    beside the source (C(.NAME.sha256)), on the node in C(/var/lib/scratch-kubernetes/checksums) (one file
+    per destination, named by the sha256 of its path; root's, mode 0700). Check mode reads that cache but
+    never writes it.
   - RV(changed_files) lists what changed, for tasks that act on one file (an image to import again), and
     RV(files) every destination, for M(scratch.kubernetes.services) to restart the units that read them.
 extends_documentation_fragment:
@@ -113,6 +116,8 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._files import (
     wanted_from_params,
 )
 
+# Checksums of the node's large files, kept between runs (cached_sha256); reset.yml removes it.
+_CHECKSUM_DIR = "/var/lib/scratch-kubernetes/checksums"
 # The action plugin resolves src and content to sha256 and sends the content of a file only
 # when the node reported wanting it (inline as base64, or staged on the node).
 _ARGUMENT_SPEC = {
@@ -140,7 +145,10 @@ def main() -> None:
     module = AnsibleModule(argument_spec=_ARGUMENT_SPEC, supports_check_mode=True)
     try:
         report = reconcile(
-            wanted_from_params(module.params["files"]), check_mode=module.check_mode, want_diff=module._diff
+            wanted_from_params(module.params["files"]),
+            check_mode=module.check_mode,
+            want_diff=module._diff,
+            checksum_dir=_CHECKSUM_DIR,
         )
     except (FileError, OSError) as err:
         module.fail_json(msg=str(err))

@@ -22,6 +22,7 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._files import (
     FileError,
     WantedFile,
     cached_sha256,
+    node_checksum_cache,
     reconcile,
     sha256_file,
     wanted_from_params,
@@ -338,7 +339,7 @@ def sidecar(path: Path) -> Path:
 
 def stamp(path: Path) -> str:
     info = path.stat()
-    return f"{info.st_size} {info.st_mtime_ns}"
+    return f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
 
 
 def test_small_source_is_hashed_without_a_sidecar(tmp_path: Path) -> None:
@@ -361,6 +362,65 @@ def test_large_cached_sha256_is_cached_and_reused(tmp_path: Path) -> None:
     # Same stamp: the sidecar is believed, so a digest no hash of the file could give proves reuse.
     sidecar(path).write_text(f"{stamp(path)} {'0' * 64}\n")
     assert cached_sha256(str(path)) == "0" * 64
+
+
+def test_large_cached_sha256_is_recomputed_when_rewritten_with_its_old_mtime(tmp_path: Path) -> None:
+    """Same size, mtime put back (touch -r): the change time still gives the rewrite away."""
+    data = os.urandom(MIB)
+    path = tmp_path / "kubelet"
+    path.write_bytes(data)
+    cached_sha256(str(path))
+    info = path.stat()
+    tampered = bytes([data[0] ^ 1]) + data[1:]
+    with open(path, "r+b") as handle:
+        handle.write(tampered[:1])
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert path.stat().st_mtime_ns == info.st_mtime_ns
+    assert cached_sha256(str(path)) == sha256(tampered)
+
+
+def test_cache_elsewhere_is_made_private_and_keep_false_writes_none(tmp_path: Path) -> None:
+    data = os.urandom(MIB)
+    path = tmp_path / "bin" / "kubelet"
+    existing(path, data)
+    cache = node_checksum_cache(str(tmp_path / "checksums"), str(path))
+    assert cache == str(tmp_path / "checksums" / sha256(str(path).encode()))
+
+    assert cached_sha256(str(path), cache, keep=False) == sha256(data)
+    assert not (tmp_path / "checksums").exists()
+    assert cached_sha256(str(path), cache) == sha256(data)
+    assert mode_of(tmp_path / "checksums") == 0o700
+    assert Path(cache).read_text() == f"{stamp(path)} {sha256(data)}\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["kubelet"]
+    # keep=False still believes a cache that is there.
+    Path(cache).write_text(f"{stamp(path)} {'0' * 64}\n")
+    assert cached_sha256(str(path), cache, keep=False) == "0" * 64
+
+
+def test_reconcile_keeps_checksums_of_large_files_it_writes_and_reads_them_back(tmp_path: Path) -> None:
+    data = os.urandom(MIB)
+    path = tmp_path / "bin" / "kubelet"
+    checksums = tmp_path / "checksums"
+    report = reconcile([wanted(path, data, 0o755)], checksum_dir=str(checksums))
+    assert report.changed == [str(path)]
+    cache = Path(node_checksum_cache(str(checksums), str(path)))
+    assert cache.read_text() == f"{stamp(path)} {sha256(data)}\n"
+
+    # The next run believes the cache: a digest no hash of the file could give proves it.
+    cache.write_text(f"{stamp(path)} {'0' * 64}\n")
+    before = path.stat()
+    report = reconcile([WantedFile(str(path), "0" * 64, 0o755)], checksum_dir=str(checksums))
+    assert report.changed == [] and report.wanting == []
+    assert untouched(path, before)
+
+
+def test_reconcile_in_check_mode_writes_no_checksum(tmp_path: Path) -> None:
+    data = os.urandom(MIB)
+    path = tmp_path / "kubelet"
+    existing(path, data)
+    report = reconcile([wanted(path, data)], check_mode=True, checksum_dir=str(tmp_path / "checksums"))
+    assert report.changed == []
+    assert not (tmp_path / "checksums").exists()
 
 
 def test_large_cached_sha256_is_recomputed_when_mtime_or_size_changes(tmp_path: Path) -> None:
