@@ -191,7 +191,11 @@ def _write(wanted: WantedFile, uid: int, gid: int) -> None:
 
 
 def reconcile(
-    files: list[WantedFile], *, check_mode: bool = False, want_diff: bool = False, checksum_dir: str | None = None
+    files: list[WantedFile],
+    *,
+    check_mode: bool = False,
+    want_diff: bool = False,
+    checksum_dir: str | None = None,
 ) -> Report:
     """Bring every file in ``files`` to its wanted state where this call can; see the module doc.
 
