@@ -11,7 +11,7 @@ author: scratch.kubernetes developers (@scratch-kubernetes)
 description:
   - The one way the roles put files on a node (release binaries, certificates, configuration files and
     systemd units). Each entry of O(files) comes from a file on the controller (O(files[].src)) or from
-    text (O(files[].content), for example a C(lookup('ansible.builtin.template', ...))).
+    text (O(files[].content), for example a C(lookup('scratch.kubernetes.template', ...))).
   - The action plugin checksums every source on the controller, then makes one call that compares them
     with the node's files. Files whose owner or mode alone differ are fixed by that call. Files whose content
     differs travel in a second call (small files inline, large ones copied first) and replace the old ones
@@ -89,7 +89,7 @@ EXAMPLES = r"""
         mode: "0755"
       - content: "{{ kubelet_config | to_nice_yaml }}"
         dest: /var/lib/kubelet/config.yaml
-      - content: "{{ lookup('ansible.builtin.template', 'kubelet.service.j2') }}"
+      - content: "{{ lookup('scratch.kubernetes.template', 'kubelet.service.j2') }}"
         dest: /etc/systemd/system/kubelet.service
   notify: Restart kubelet
 """

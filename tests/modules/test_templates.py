@@ -117,17 +117,20 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (work / "templates").mkdir()
     for included in ROLES.glob("*/templates/*.args.j2"):
         (work / "templates" / included.name).symlink_to(included)
-    lookup = "{{{{ lookup('ansible.builtin.template', '{}') }}}}"
+    # Each template through the roles' lookup, and through ansible.builtin.template beside it
+    # (".builtin"): the two must render the same bytes.
+    lookups = {"": "scratch.kubernetes.template", ".builtin": "ansible.builtin.template"}
     tasks = [
         {
-            "name": f"{role}/{name}",
+            "name": f"{role}/{name}{suffix}",
             "ansible.builtin.copy": {
-                "content": lookup.format(ROLES / role / "templates" / name),
-                "dest": str(work / role / name.removesuffix(".j2")),
+                "content": f"{{{{ lookup('{lookup}', '{ROLES / role / 'templates' / name}') }}}}",
+                "dest": str(work / role / name.removesuffix(".j2")) + suffix,
             },
         }
         for role, names in TEMPLATES.items()
         for name in names
+        for suffix, lookup in lookups.items()
     ]
     facts = {
         "node_ip": NODE_IP,
@@ -175,11 +178,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
-    return {
-        f"{role}/{name}": (work / role / name.removesuffix(".j2")).read_text()
-        for role, names in TEMPLATES.items()
-        for name in names
-    }
+    files = {}
+    for role, names in TEMPLATES.items():
+        for name in names:
+            path = work / role / name.removesuffix(".j2")
+            files[f"{role}/{name}"] = path.read_text()
+            files[f"{role}/{name}.builtin"] = path.with_name(path.name + ".builtin").read_text()
+    return files
 
 
 def _setting(text: str) -> str:
@@ -208,6 +213,14 @@ def issued(role: str) -> set[str]:
 def test_no_default_is_written_out(rendered: dict[str, str], template: str) -> None:
     leaked = [default for default in DEFAULTS if default in rendered[template]]
     assert not leaked, f"{template} holds {leaked} although every setting moved:\n{rendered[template]}"
+
+
+@pytest.mark.parametrize(
+    "template", [f"{role}/{name}" for role, names in TEMPLATES.items() for name in names]
+)
+def test_the_roles_lookup_renders_what_the_builtin_one_does(rendered: dict[str, str], template: str) -> None:
+    """scratch.kubernetes.template only skips the deep copy: a byte's difference would restart units."""
+    assert rendered[template] == rendered[f"{template}.builtin"]
 
 
 @pytest.mark.parametrize("role", ["control_plane", "etcd", "kubelet", "apiserver_balancer"])
