@@ -15,6 +15,8 @@ description:
     apiserver on every node's balancer before it restarts it, and puts it back once it is ready, so that
     a planned restart fails no request.
   - Reads every server's state first (C(show servers state)) and changes only those not in O(state) yet.
+  - With O(start), first enables and starts the balancer's unit (O(unit)) where it is not, as
+    M(scratch.kubernetes.services) does: the balancer role then needs no task of its own for that.
   - With O(reload_if_changed), first reloads the balancer when its serving worker started before one of those
     files last changed, and waits for the new worker. HAProxy reloads rather than restarts, so its unit's
     start time cannot tell; this rule covers the reload after this run's change and the one a killed run
@@ -61,9 +63,13 @@ options:
     elements: path
     default: []
   unit:
-    description: The balancer's systemd unit, reloaded for O(reload_if_changed).
+    description: The balancer's systemd unit, started for O(start) and reloaded for O(reload_if_changed).
     type: str
     default: haproxy
+  start:
+    description: Enable and start O(unit) first where it is not enabled or not running.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -94,6 +100,11 @@ unknown:
   type: list
   elements: str
   sample: []
+started:
+  description: Whether O(unit) was enabled or started (or would be) for O(start).
+  returned: success
+  type: bool
+  sample: false
 reloaded:
   description: Whether the balancer was reloaded (or would be) for O(reload_if_changed).
   returned: success
@@ -117,7 +128,11 @@ from ansible_collections.scratch.kubernetes.plugins.module_utils._balancer impor
     reload_owed,
     set_servers_state,
 )
-from ansible_collections.scratch.kubernetes.plugins.module_utils._services import newest_change
+from ansible_collections.scratch.kubernetes.plugins.module_utils._services import (
+    ServiceError,
+    ensure_running,
+    newest_change,
+)
 
 RELOAD_TIMEOUT = 30.0
 
@@ -154,13 +169,19 @@ def main() -> None:
             "state": {"type": "str", "choices": list(STATES), "required": True},
             "reload_if_changed": {"type": "list", "elements": "path", "default": []},
             "unit": {"type": "str", "default": "haproxy"},
+            "start": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     path = module.params["socket"]
     api = RuntimeApi(path)
     changed_at = changed_since_boot(module.params["reload_if_changed"])
+    started = False
     try:
+        if module.params["start"]:
+            started = ensure_running(
+                [module.params["unit"]], lambda argv: module.run_command(list(argv)), check_mode=module.check_mode
+            ).changed
         reloaded = reload_owed(api, changed_at)
         if reloaded and not module.check_mode:
             reload(module, api, changed_at)
@@ -172,13 +193,16 @@ def main() -> None:
             check_mode=module.check_mode,
         )
     except BalancerNotRunning:
-        module.exit_json(changed=False, servers=[], unknown=[], reloaded=False, running=False)
+        module.exit_json(changed=started, servers=[], unknown=[], started=started, reloaded=False, running=False)
+    except ServiceError as error:
+        module.fail_json(msg=str(error))
     except (BalancerError, OSError) as error:
         module.fail_json(msg=f"balancer at {path}: {error}")
     module.exit_json(
-        changed=reloaded or bool(report.changed),
+        changed=started or reloaded or bool(report.changed),
         servers=report.changed,
         unknown=report.unknown,
+        started=started,
         reloaded=reloaded,
         running=True,
     )
