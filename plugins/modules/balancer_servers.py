@@ -180,7 +180,9 @@ def main() -> None:
     try:
         if module.params["start"]:
             started = ensure_running(
-                [module.params["unit"]], lambda argv: module.run_command(list(argv)), check_mode=module.check_mode
+                [module.params["unit"]],
+                lambda argv: module.run_command(list(argv)),
+                check_mode=module.check_mode,
             ).changed
         reloaded = reload_owed(api, changed_at)
         if reloaded and not module.check_mode:
@@ -193,7 +195,9 @@ def main() -> None:
             check_mode=module.check_mode,
         )
     except BalancerNotRunning:
-        module.exit_json(changed=started, servers=[], unknown=[], started=started, reloaded=False, running=False)
+        module.exit_json(
+            changed=started, servers=[], unknown=[], started=started, reloaded=False, running=False
+        )
     except ServiceError as error:
         module.fail_json(msg=str(error))
     except (BalancerError, OSError) as error:
