@@ -16,7 +16,7 @@ description:
     a planned restart fails no request.
   - Reads every server's state first (C(show servers state)) and changes only those not in O(state) yet.
   - With O(start), first enables and starts the balancer's unit (O(unit)) where it is not, as
-    M(scratch.kubernetes.services) does: the balancer role then needs no task of its own for that.
+    M(scratch.kubernetes.services) does, so that the balancer role needs no task of its own for that.
   - With O(reload_if_changed), first reloads the balancer when its serving worker started before one of those
     files last changed, and waits for the new worker. HAProxy reloads rather than restarts, so its unit's
     start time cannot tell; this rule covers the reload after this run's change and the one a killed run
