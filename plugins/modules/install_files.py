@@ -19,9 +19,9 @@ description:
   - A no-op run therefore costs one remote call whatever the number and size of the files. The checksum of a
     file of 1 MiB or more is kept and reused while the file's size, modification and change times and
     inode stay the same, so release binaries are hashed once, not on every run for every node. The controller
-    keeps it beside the source (C(.NAME.sha256)), the node in C(/var/lib/scratch-kubernetes/checksums) (one file
-    per destination, named by the sha256 of its path; root's, mode 0700). Check mode reads that cache but
-    never writes it.
+    keeps it beside the source (C(.NAME.sha256)), the node in C(/var/lib/scratch-kubernetes/checksums)
+    (one file per destination, named by the sha256 of its path; root's, mode 0700). Check mode reads that
+    cache but never writes it.
   - RV(changed_files) lists what changed, for tasks that act on one file (an image to import again), and
     RV(files) every destination, for M(scratch.kubernetes.services) to restart the units that read them.
 extends_documentation_fragment:
