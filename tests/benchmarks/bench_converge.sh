@@ -54,9 +54,21 @@ for name, secs in rows[:10]:
 PY
 }
 
+# This machine's CPU is shared, and its speed moved by a factor of two within an hour on some days:
+# a fixed pure-Python loop, timed before and after, tells runs on a fast day from runs on a slow one.
+calibrate() {
+  python3 -c 'import time
+start = time.process_time()
+total = 0
+for i in range(10_000_000):
+    total += i
+print(f"{time.process_time() - start:.2f}")'
+}
+
 exec 9>/tmp/testbed.lock
 log "waiting for /tmp/testbed.lock"
 flock 9
+calibration_before=$(calibrate)
 
 # Every kubelet and containerd of a node container takes inotify instances from this host's
 # per-user limit (128 by default), which ten nodes exhaust; put it back afterwards.
@@ -113,6 +125,7 @@ row "$docker" 10 "${tens[@]}"
 
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[2]) / float(sys.argv[1]):.2f}')" "$1" "$2"; }
 echo "converge benchmark ($(git rev-parse --short HEAD), $(nproc) cores), logs in $logs"
+echo "  CPU calibration (10 million additions in Python, CPU seconds): $calibration_before before, $(calibrate) after"
 printf '  %-36s %10s %10s\n' "" "converge" "no-op"
 for connection in ssh "$docker"; do
   for size in 3 10; do
